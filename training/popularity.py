@@ -1,0 +1,26 @@
+"""Most popular first: the non-personalised baseline, and the cold-start list."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from training.algorithm import Algorithm
+from training.factors import FactorModel
+from training.interactions import Interactions
+
+
+class Popularity(Algorithm):
+    name = "popularity"
+
+    def params(self) -> dict:
+        return {}
+
+    def fit(self, data: Interactions) -> FactorModel:
+        return FactorModel(
+            algorithm=self.name,
+            user_ids=data.user_ids,
+            item_ids=data.item_ids,
+            user_factors=np.zeros((data.n_users, 0), dtype=np.float32),
+            item_factors=np.zeros((data.n_items, 0), dtype=np.float32),
+            item_bias=np.log1p(data.popularity()).astype(np.float32),
+        )

@@ -1,0 +1,104 @@
+"""Trained models on disk: ``models/<version>/`` with the artifact and a ``meta.json``.
+
+A version appears through an atomic rename of a finished directory, so a reader never sees a
+half-written model. The metadata says what produced it: algorithm, parameters, training
+snapshot, code version, fit time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from training.factors import FactorModel
+
+META = "meta.json"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    version: str
+    algorithm: str
+    params: dict
+    snapshot_id: str
+    created_at: str
+    code_version: str
+    fit_seconds: float
+    users: int
+    items: int
+
+
+def code_version() -> str:
+    """The git commit the code runs from, if it is a checkout (images set CODE_VERSION)."""
+    if env := os.environ.get("CODE_VERSION"):
+        return env
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class ModelRegistry:
+    def __init__(self, root: Path):
+        self.dir = root / "models"
+
+    def save(
+        self, model: FactorModel, *, params: dict, snapshot_id: str, fit_seconds: float
+    ) -> ModelMeta:
+        now = datetime.now(UTC)
+        version = f"{model.algorithm}-{now:%Y%m%dT%H%M%S%f}"
+        meta = ModelMeta(
+            version=version,
+            algorithm=model.algorithm,
+            params=params,
+            snapshot_id=snapshot_id,
+            created_at=now.isoformat(),
+            code_version=code_version(),
+            fit_seconds=round(fit_seconds, 3),
+            users=len(model.user_ids),
+            items=len(model.item_ids),
+        )
+        tmp = self.dir / f".tmp-{version}"
+        tmp.mkdir(parents=True)
+        model.save(tmp)
+        (tmp / META).write_text(json.dumps(asdict(meta), indent=2) + "\n")
+        os.replace(tmp, self.dir / version)
+        return meta
+
+    def list(self) -> list[ModelMeta]:
+        """Every model, oldest first."""
+        if not self.dir.exists():
+            return []
+        metas = [
+            ModelMeta(**json.loads((p / META).read_text()))
+            for p in self.dir.iterdir()
+            if (p / META).exists() and not p.name.startswith(".")
+        ]
+        return sorted(metas, key=lambda m: m.created_at)
+
+    def meta(self, version: str | None = None) -> ModelMeta:
+        if version is None:
+            metas = self.list()
+            if not metas:
+                raise FileNotFoundError(f"no trained model in {self.dir}")
+            return metas[-1]
+        path = self.dir / version / META
+        if not path.exists():
+            raise FileNotFoundError(f"no model {version} in {self.dir}")
+        return ModelMeta(**json.loads(path.read_text()))
+
+    def load(self, version: str | None = None) -> tuple[FactorModel, ModelMeta]:
+        meta = self.meta(version)
+        return FactorModel.load(self.dir / meta.version), meta
