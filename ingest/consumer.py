@@ -1,9 +1,15 @@
 """The Kafka consumer: stream lines in, validated segments out, offsets committed after.
 
 Order of operations per batch, which is what makes a crash safe:
-parse every line → write each partition's segment durably (rename) → commit offsets.
-On start the consumer seeks every partition to where the journal ends, so events written
-but not yet committed are not written twice, and events not yet written are read again.
+parse every line → write each partition's segment durably (atomic rename) → commit offsets.
+The journal, not the committed offset, is the truth about what was consumed: whenever the
+group hands this process a partition, it seeks to where the journal ends for it, so events
+written but not yet committed (a ``kill -9`` between rename and commit) are not written
+twice, and events not yet written are read again. A segment's content is a pure function
+of its offset range, so even a replayed range yields the very same rows.
+
+Broker outages are waited out: connecting retries with backoff, kafka-python reconnects
+by itself, and a failed commit is only counted (the next batch commits past it).
 """
 
 from __future__ import annotations
@@ -14,13 +20,19 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError
 
+from ingest import metrics
 from ingest.events import Rejected, parse_line
 from ingest.journal import Journal, SegmentBuilder
 from ingest.settings import Settings
+from ingest.snapshot import SnapshotStore
 
 log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECONDS = 30.0
+ASSIGNMENT_TIMEOUT_SECONDS = 120.0  # with --idle: give up if the group never hands us a partition
 
 
 @dataclass
@@ -39,68 +51,142 @@ class ConsumeStats:
         }
 
 
+class _Rebalance(ConsumerRebalanceListener):
+    """Flush before partitions leave, seek to the journal's end when they arrive."""
+
+    def __init__(self, consumer: Consumer):
+        self.consumer = consumer
+
+    def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.consumer.flush({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.consumer.seek_to_journal(assigned)
+
+
 class Consumer:
-    """Consumes one topic into a journal; ``run()`` returns when stopped or idle."""
+    """Consumes one topic, as a member of a consumer group, into a journal.
+
+    ``run()`` returns when stopped (SIGTERM/SIGINT: the current batch is finished and
+    committed first) or, if asked, after a stretch with no new events.
+    """
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.journal = Journal(settings.data_dir, settings.topic)
         self.stats = ConsumeStats()
         self._stop = False
-        self._kafka = KafkaConsumer(
-            bootstrap_servers=settings.bootstrap.split(","),
-            group_id=settings.group,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=10_000,
-        )
-        self._partitions = self._assign()
+        self._kafka: KafkaConsumer | None = None
+        self._pending: dict[int, SegmentBuilder] = {}
+        self._assigned_at: float | None = None
+        self._durable: dict[int, int] = {}  # partition -> next offset not yet journaled
+        store = SnapshotStore(settings.snapshots or settings.data_dir)
+        metrics.watch_snapshot_age(store.latest_created_at)
 
-    def _assign(self) -> list[TopicPartition]:
-        topic = self.settings.topic
-        ids = None
-        deadline = time.monotonic() + 30
-        while not ids and time.monotonic() < deadline:
-            ids = self._kafka.partitions_for_topic(topic)
-            if not ids:
-                time.sleep(0.5)
-        if not ids:
-            raise RuntimeError(f"topic {topic!r} not found on {self.settings.bootstrap}")
-        partitions = [TopicPartition(topic, p) for p in sorted(ids)]
-        self._kafka.assign(partitions)
-        durable = self.journal.positions()
-        for tp in partitions:
-            committed = self._kafka.committed(tp)
-            start = durable.get(tp.partition, committed)
-            if start is not None:
-                self._kafka.seek(tp, start)
-            else:
-                self._kafka.seek_to_beginning(tp)
-        return partitions
+    # -- lifecycle ---------------------------------------------------------------------
 
     def stop(self, *_: object) -> None:
         """Finish the current batch, commit it, then return from run()."""
         self._stop = True
 
     def run(self, idle_seconds: float | None = None) -> ConsumeStats:
-        """Consume until stop() (SIGTERM/SIGINT) or, if given, ``idle_seconds`` without events."""
-        signal.signal(signal.SIGTERM, self.stop)
-        signal.signal(signal.SIGINT, self.stop)
-        last_event = time.monotonic()
-        while not self._stop:
-            batch = self._poll_batch()
-            if batch:
-                self._write(batch)
-                last_event = time.monotonic()
-            elif idle_seconds is not None and time.monotonic() - last_event >= idle_seconds:
-                break
-        self._kafka.close(autocommit=False)
+        """Consume until stop() or, if given, ``idle_seconds`` without events."""
+        previous = {sig: signal.signal(sig, self.stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return self._run(idle_seconds)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _run(self, idle_seconds: float | None) -> ConsumeStats:
+        metrics.serve(self.settings.metrics_port)
+        if not self._connect():
+            return self.stats
+        started = last_event = time.monotonic()
+        try:
+            while not self._stop:
+                if self._poll_batch():
+                    self.flush()
+                    last_event = time.monotonic()
+                elif idle_seconds is not None and self._idle(started, last_event, idle_seconds):
+                    break
+            self.flush()
+        finally:
+            self._kafka.close(autocommit=False)
         return self.stats
 
-    def _poll_batch(self) -> dict[int, SegmentBuilder]:
+    def _idle(self, started: float, last_event: float, idle_seconds: float) -> bool:
+        """Idle time counts from the last event or assignment: joining a group takes seconds."""
+        now = time.monotonic()
+        if self._assigned_at is None:
+            if now - started > ASSIGNMENT_TIMEOUT_SECONDS:
+                log.error("no partition of %s assigned; giving up", self.settings.topic)
+                return True
+            return False
+        return now - max(last_event, self._assigned_at) >= idle_seconds
+
+    def _connect(self) -> bool:
+        """Join the group, retrying with backoff while the broker is unreachable."""
+        s = self.settings
+        backoff = 0.5
+        while not self._stop:
+            try:
+                self._kafka = KafkaConsumer(
+                    bootstrap_servers=s.bootstrap.split(","),
+                    group_id=s.group,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    max_poll_records=10_000,
+                    session_timeout_ms=s.session_timeout_ms,
+                    heartbeat_interval_ms=max(100, s.session_timeout_ms // 5),
+                    reconnect_backoff_max_ms=5_000,
+                )
+                self._kafka.subscribe([s.topic], listener=_Rebalance(self))
+                return True
+            except KafkaError as exc:
+                metrics.CONNECT_FAILURES.inc()
+                log.warning(
+                    "broker %s unreachable (%s); retrying in %.1fs", s.bootstrap, exc, backoff
+                )
+                time.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        return False
+
+    # -- partitions ----------------------------------------------------------------------
+
+    def seek_to_journal(self, partitions: set[TopicPartition]) -> None:
+        """Resume each partition where the journal ends; from the beginning if it has none.
+
+        Committed offsets are not trusted for this: they trail the journal after a crash
+        between write and commit, and lead it if the data directory was lost.
+        """
+        self._assigned_at = time.monotonic()
+        durable = self.journal.positions()
+        self._durable = {}
+        for tp in partitions:
+            self._pending.pop(tp.partition, None)
+            self._durable[tp.partition] = durable.get(tp.partition, 0)
+            if tp.partition in durable:
+                self._kafka.seek(tp, durable[tp.partition])
+            else:
+                self._kafka.seek_to_beginning(tp)
+        log.info("assigned %s", {tp.partition: durable.get(tp.partition, 0) for tp in partitions})
+
+    def _update_lag(self) -> None:
+        """Lag = the partition's high watermark minus what is durably journaled, so events
+        read but still in an open batch count as lag: they would be lost to a crash."""
+        for tp in self._kafka.assignment():
+            end = self._kafka.highwater(tp)
+            if end is not None:
+                lag = max(0, end - self._durable.get(tp.partition, 0))
+                metrics.LAG.labels(str(tp.partition)).set(lag)
+
+    # -- batches -------------------------------------------------------------------------
+
+    def _poll_batch(self) -> int:
+        """Read until the batch is full, old, or caught up; returns the events read."""
         s = self.settings
         deadline = time.monotonic() + s.batch_seconds
-        builders: dict[int, SegmentBuilder] = {}
         count = 0
         while count < s.batch_size and not self._stop:
             remaining = deadline - time.monotonic()
@@ -109,32 +195,61 @@ class Consumer:
             records = self._kafka.poll(
                 timeout_ms=int(min(remaining, 0.5) * 1000), max_records=s.batch_size - count
             )
+            self._update_lag()
             if not records:
                 if count:
                     break  # caught up: write what we have instead of waiting for the deadline
                 continue
             for tp, messages in records.items():
-                builder = builders.setdefault(tp.partition, SegmentBuilder(tp.partition))
-                for message in messages:
-                    raw = message.value or b""
-                    parsed = parse_line(raw, scale=s.scale)
-                    builder.add(message.offset, parsed, raw)
-                    if isinstance(parsed, Rejected):
-                        self.stats.rejected[parsed.reason.value] += 1
-                    else:
-                        self.stats.accepted += 1
+                self._add(tp.partition, messages)
                 count += len(messages)
-        self.stats.consumed += count
-        return builders
+        return count
 
-    def _write(self, builders: dict[int, SegmentBuilder]) -> None:
+    def _add(self, partition: int, messages: list) -> None:
+        builder = self._pending.get(partition)
+        if builder is None:
+            builder = self._pending[partition] = SegmentBuilder(partition)
+        scale = self.settings.scale
+        rejected = self.stats.rejected
+        accepted = 0
+        for message in messages:
+            raw = message.value or b""
+            parsed = parse_line(raw, scale=scale)
+            builder.add(message.offset, parsed, raw)
+            if isinstance(parsed, Rejected):
+                rejected[parsed.reason.value] += 1
+                metrics.REJECTED.labels(parsed.reason.value).inc()
+            else:
+                accepted += 1
+        self.stats.accepted += accepted
+        self.stats.consumed += len(messages)
+
+    def flush(self, partitions: set[int] | None = None) -> None:
+        """Write the pending segments (of ``partitions``, default all), then commit them."""
+        chosen = [p for p in self._pending if partitions is None or p in partitions]
+        if not chosen:
+            return
+        started = time.perf_counter()
         offsets = {}
-        for partition, builder in builders.items():
+        for partition in chosen:
+            builder = self._pending.pop(partition)
             if builder.empty:
                 continue
             self.journal.write(builder)
             self.stats.segments += 1
+            for kind, n in Counter(builder.columns["kind"]).items():
+                metrics.EVENTS.labels(kind).inc(n)
+            self._durable[partition] = builder.last + 1
             tp = TopicPartition(self.settings.topic, partition)
             offsets[tp] = OffsetAndMetadata(builder.last + 1, "", -1)
-        self._kafka.commit(offsets)
+        try:
+            self._kafka.commit(offsets)
+        except KafkaError as exc:
+            metrics.COMMIT_FAILURES.inc()
+            log.warning(
+                "commit failed (%s); the journal holds the batch, a later commit covers it", exc
+            )
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        metrics.LAST_BATCH.set_to_current_time()
+        self._update_lag()
         log.info("batch durable: %s", {tp.partition: o.offset for tp, o in offsets.items()})

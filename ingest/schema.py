@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TIME = pa.timestamp("us")
 
@@ -42,5 +42,29 @@ WATCHES = pa.schema(
         ("minutes", pa.int32()),
         ("first_time", TIME),
         ("last_time", TIME),
+    ]
+)
+
+# Every user the stream has mentioned (ratings, watches, recommendations, new accounts).
+USERS = pa.schema(
+    [
+        ("user_id", pa.int64()),
+        ("first_seen", TIME),
+        ("last_seen", TIME),
+        ("events", pa.int64()),
+        ("rated", pa.int32()),  # distinct movies rated
+        ("watched", pa.int32()),  # distinct movies watched
+    ]
+)
+
+# Every movie users rated or watched.
+MOVIES = pa.schema(
+    [
+        ("movie_id", pa.string()),
+        ("first_seen", TIME),
+        ("last_seen", TIME),
+        ("ratings", pa.int32()),  # users whose latest rating is of this movie
+        ("rating_mean", pa.float64()),  # of those latest ratings; null when unrated
+        ("watchers", pa.int32()),
     ]
 )

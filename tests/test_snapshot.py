@@ -46,7 +46,14 @@ def test_snapshot_contents_and_manifest(tmp_path: Path) -> None:
     assert str(watches.loc[(1, "heat+1995"), "last_time"]) == "2025-01-01 10:00:03"
 
     assert manifest.offsets == {"0": [0, len(LINES) - 1]}
-    assert manifest.rows == {"ratings": 2, "watches": 1}
+    assert manifest.rows == {"ratings": 2, "watches": 1, "users": 3, "movies": 2}
+    users = snap.users.set_index("user_id")
+    assert users.loc[1, "events"] == 5
+    assert (users.loc[1, "rated"], users.loc[1, "watched"]) == (1, 1)
+    assert users.loc[3, "events"] == 1  # an account, nothing else yet
+    movies = snap.movies.set_index("movie_id")
+    assert movies.loc["heat+1995", "rating_mean"] == 5.0  # the re-rating, not the first
+    assert (movies.loc["heat+1995", "watchers"], movies.loc["alien+1979", "watchers"]) == (1, 0)
     assert manifest.rejected == {"bad_fields": 1, "bad_rating": 1}
     assert manifest.parent is None
     assert len(manifest.content_hash) == 64
@@ -99,3 +106,56 @@ def test_pick_snapshot(tmp_path: Path) -> None:
     assert pick_snapshot(cut, root=tmp_path, topic="movielog") == cut
     with pytest.raises(FileNotFoundError):
         pick_snapshot("nope", root=tmp_path, topic="movielog")
+
+
+def test_prune_keeps_the_newest(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "movielog")
+    store = SnapshotStore(tmp_path)
+    ids = []
+    for start in range(0, len(LINES), 3):
+        write_lines(journal, LINES[start : start + 3], start=start)
+        ids.append(store.cut(journal).snapshot_id)
+    assert store.prune(keep=2) == ids[:-2]
+    assert store.list() == ids[-2:]
+    assert store.load().snapshot_id == ids[-1]
+    with pytest.raises(ValueError):
+        store.prune(keep=0)
+
+
+def test_identical_journals_give_identical_content_hashes(tmp_path: Path) -> None:
+    """Segment boundaries differ, the rows do not: the hash is of the content."""
+    one, two = Journal(tmp_path / "a", "movielog"), Journal(tmp_path / "b", "movielog")
+    write_lines(one, LINES)
+    write_lines(two, LINES[:4])
+    write_lines(two, LINES[4:], start=4)
+    assert (
+        SnapshotStore(tmp_path / "a").cut(one).content_hash
+        == SnapshotStore(tmp_path / "b").cut(two).content_hash
+    )
+
+
+def test_snapshots_on_an_object_store(tmp_path: Path, s3_env: str) -> None:
+    """Same API on S3: cut, list, load, prune; the manifest is the commit marker."""
+    journal = Journal(tmp_path, "movielog")
+    store = SnapshotStore(f"s3://tansu/snapshots?{s3_env}")
+    assert store.list() == []
+    write_lines(journal, LINES[:4])
+    first = store.cut(journal)
+    write_lines(journal, LINES[4:], start=4)
+    second = store.cut(journal)
+    assert store.list() == [first.snapshot_id, second.snapshot_id]
+    assert second.parent == first.snapshot_id
+    snap = store.load()
+    assert snap.manifest == second
+    assert dict(zip(snap.ratings["movie_id"], snap.ratings["rating"], strict=True)) == {
+        "heat+1995": 5,
+        "alien+1979": 4,
+    }
+    # A half-written snapshot (no manifest yet) is invisible to readers.
+    store.fs.create_dir(f"{store.dir}/99991231T000000000000Z")
+    assert store.latest() == second.snapshot_id
+    # Identical content on disk and on S3.
+    local = SnapshotStore(tmp_path).cut(journal)
+    assert local.content_hash == second.content_hash
+    assert store.prune(keep=1) == [first.snapshot_id]
+    assert store.list() == [second.snapshot_id]
