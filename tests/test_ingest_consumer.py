@@ -302,3 +302,43 @@ def test_crash_between_write_and_commit_is_not_replayed_twice(
     # Other batch boundaries: re-reading would write overlapping segments, not overwrite them.
     Consumer(replace(settings, batch_size=len(lines) // 2 + 7)).run(idle_seconds=3)
     assert_journal_is_the_stream(tmp_path, topic, lines)
+
+
+def test_two_consumers_in_one_group_split_the_partitions_without_overlap(
+    tmp_path: Path, bootstrap: str, topic: str
+) -> None:
+    """A second member joins mid-stream: partitions move (revoked ones are flushed first),
+    both members then write, and together they journal each event exactly once."""
+    lines = stream(users=150, days=4, seed=13)
+    half = len(lines) // 2
+    produce(lines[:half], bootstrap, topic)
+    env = consumer_env(tmp_path / "data", bootstrap, topic, INGEST_BATCH_SIZE="500")
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    procs = []
+    for log in logs:
+        with log.open("wb") as sink:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "ingest", "consume"],
+                    env=env,
+                    cwd=REPO,
+                    stdout=subprocess.DEVNULL,
+                    stderr=sink,
+                )
+            )
+        wait_until(lambda log=log: "assigned {" in log.read_text(), 60, procs[-1])
+    # After the rebalance each member owns one partition.
+    wait_until(lambda: all(log.read_text().count("assigned {") >= 1 for log in logs), 60)
+    produce(lines[half:], bootstrap, topic)
+    wait_until(lambda: journaled(tmp_path / "data", topic) == len(lines), 120, procs[0])
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc, log in zip(procs, logs, strict=True):
+        assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    assert_journal_is_the_stream(tmp_path / "data", topic, lines)
+    owned = []
+    for log in logs:
+        after_rebalance = log.read_text().rsplit("assigned {", 1)[1]
+        owned.append({int(p.split(":")[0]) for p in after_rebalance.split("}")[0].split(", ")})
+        assert "batch durable" in after_rebalance, "a member took partitions but wrote nothing"
+    assert sorted(owned, key=min) == [{0}, {1}]
