@@ -7,7 +7,7 @@ S3VENV := .venv-s3
 S3STAMP := $(S3VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt demo clean bench bench-ingest bench-train
+.PHONY: help venv test lint fmt demo clean bench bench-ingest bench-train bench-precompute bench-service
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -41,13 +41,19 @@ fmt: venv  ## format and autofix with ruff
 demo: venv  ## the whole system locally: broker, Redis, traffic, snapshot, DAG, service on :8082
 	$(PY) -m devstack.demo
 
-bench: bench-ingest bench-train  ## every benchmark; figures go to docs/BENCHMARKS.md
+bench: bench-ingest bench-train bench-precompute bench-service  ## every benchmark; figures go to docs/BENCHMARKS.md
 
 bench-ingest: venv  ## 1M lines through the real broker: consume->validate->write vs a bare consume loop
 	$(PY) -m bench.ingest
 
 bench-train: venv  ## model fit time and peak memory at service scale, against a bare GEMM
 	$(PY) -m bench.train
+
+bench-precompute: venv  ## 1M users x 27k movies: score+exclude+top-20 vs the bare product; publish vs redis-benchmark
+	$(PY) -m bench.precompute
+
+bench-service: venv  ## wrk against gunicorn+Redis vs the same gunicorn serving a constant
+	$(PY) -m bench.service
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) $(S3VENV) var .pytest_cache .ruff_cache .hypothesis

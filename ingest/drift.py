@@ -9,17 +9,17 @@ fails, ``render()`` for people (``drift.md``), ``as_dict()`` for the manifest.
 
 The checks (value compared; allowed by default):
 
-| check               | value                                                 | bound (default)   |
-|---------------------|-------------------------------------------------------|-------------------|
-| `volume`            | accepted events per hour of stream time, cur / prev   | 0.2x .. 5x        |
-| `rating_volume`     | ratings per hour of stream time, cur / prev           | 0.2x .. 5x        |
-| `rating_mean`       | mean star rating, cur - prev                          | +/-0.3 stars      |
-| `rating_histogram`  | total-variation distance of the star shares           | <= 0.15           |
-| `new_users`         | share of the window's users never seen before, diff   | +/-0.25           |
-| `new_movies`        | share of rated/watched movies never seen before, diff | +/-0.25           |
-| `watch_minutes`     | distinct minutes watched per user and day, cur / prev | 0.67x .. 1.5x     |
-| `minutes_per_watch` | distinct minutes per (user, movie) watched, cur / prev| 0.67x .. 1.5x     |
-| `rejected_share`    | rejected / all lines, cur - prev (a rise only)        | <= +0.05          |
+| check               | value                                                  | bound (default) |
+|---------------------|--------------------------------------------------------|-----------------|
+| `volume`            | accepted events per stream hour (*), cur / prev        | 0.2x .. 5x      |
+| `rating_volume`     | ratings per stream hour (*), cur / prev                | 0.2x .. 5x      |
+| `rating_mean`       | mean star rating, cur - prev                           | +/-0.3 stars    |
+| `rating_histogram`  | total-variation distance of the star shares            | <= 0.15         |
+| `new_users`         | share of the window's users never seen before, diff    | +/-0.25         |
+| `new_movies`        | share of rated/watched movies never seen before, diff  | +/-0.25         |
+| `watch_minutes`     | distinct minutes watched per user and day, cur / prev  | 0.67x .. 1.5x   |
+| `minutes_per_watch` | distinct minutes per (user, movie) watched, cur / prev | 0.67x .. 1.5x   |
+| `rejected_share`    | rejected / all lines, cur - prev (a rise only)         | <= +0.05        |
 
 Bounds come from the environment (``DriftBounds.from_env``, called by ``ingest/settings.py``):
 
@@ -42,9 +42,11 @@ the whole backlog, later ones a day or an hour), so every checked statistic is o
 not grow with the window: volume is *per hour of stream time* (event times, not wall clock,
 so a consumer catching up on a backlog is not a "surge"), watch minutes are *per watcher
 and day* (``minutes_per_watcher``, per watcher over the whole window, is kept in the
-profile for people but not checked). The stream-time span is measured between the 0.5% and
-99.5% quantiles of event time (scaled back up), so a few late or skewed timestamps cannot
-stretch it.
+profile for people but not checked). A window's span is measured between the 0.5% and 99.5%
+quantiles of its event times (scaled back up), so a few late or skewed timestamps cannot
+stretch it. (*) The current window's hours are its own span or, where longer, the time
+from the parent's (robust) end to its own: a dying stream's last few events, bunched in an
+hour of an otherwise silent day, are a day of traffic, not an hour of it.
 
 When a window is too small to judge: a statistic from a few hundred events is mostly noise,
 and marking such a snapshot suspect would block training for nothing. So the distribution
@@ -62,8 +64,8 @@ users were new) gives no baseline for the new-user and new-movie shares, which a
 judged either.
 
 Ratio checks are symmetric (``|log(cur / prev)| <= log(factor)``), as are the shift and
-distance checks, so swapping the windows gives the same verdict, except for the rejected
-share, where only a rise is suspicious.
+distance checks: swapping two windows gives the same verdicts, except for the rejected share
+(only a rise is suspicious) and the volume checks' hours (measured from the parent's end).
 """
 
 from __future__ import annotations
@@ -114,7 +116,8 @@ class DriftBounds:
     rating_histogram: float = 0.15
     # Share of the window's users (and, below, of its rated/watched movies) never seen
     # before may change by this much, absolute: a bot flood, a re-keyed user ID, a catalog
-    # reload. The share falls slowly as history grows; that is well within 0.25.
+    # reload. The share falls as history grows, fastest in a young stream (the simulator's
+    # by about 0.15 a day in its first days): within 0.25.
     new_users: float = 0.25
     new_movies: float = 0.25
     # Distinct watch minutes per watcher-day and per (user, movie) may change by this
@@ -168,6 +171,7 @@ class Profile:
     start: str | None = None  # first and last event time, ISO-8601
     end: str | None = None
     hours: float = 0.0  # stream-time span (robust: see SPAN_QUANTILE)
+    span_end: str | None = None  # where the window's traffic ends (robust), ISO-8601
     events_per_hour: float | None = None
     ratings: int = 0
     ratings_per_hour: float | None = None
@@ -219,7 +223,8 @@ def profile(
         by_kind[str(kind)] = int(n)
     rejected = int(rejected)
     lines = count + rejected
-    start, end, hours = _span(events["time"])
+    ticks, timed = _ticks(events["time"])
+    start, end, span_end, hours = _span(ticks[timed])
 
     def per_hour(n: int) -> float | None:
         return n / hours if hours > 0 else None
@@ -235,21 +240,26 @@ def profile(
         for star in sorted({*range(1, scale_high + 1), *counts.index.tolist()}):
             histogram[str(star)] = float(counts.get(star, 0) / len(stars))
 
-    users = pd.unique(events["user_id"].dropna().to_numpy())
+    # Integer codes once, then distinct counts of int64 keys: cheap on millions of rows.
+    user_codes, user_uniques = pd.factorize(events["user_id"])  # null: -1
+    movie_codes, movie_uniques = pd.factorize(events["movie_id"])
+    users = user_uniques.to_numpy()
     new_users = len(users) - _count_known(users, known_users)
-    touched = kinds.isin(["rate", "watch"])
-    movies = pd.unique(events.loc[touched, "movie_id"].dropna().to_numpy())
+    touched = kinds.isin(["rate", "watch"]).to_numpy() & (movie_codes >= 0)
+    movies = movie_uniques.to_numpy()[pd.unique(movie_codes[touched])]
     new_movies = len(movies) - _count_known(movies, known_movies)
 
-    watches = events.loc[kinds == "watch", ["user_id", "movie_id", "minute", "time"]].dropna(
-        subset=["user_id", "movie_id", "minute"]
-    )
-    distinct = watches.drop_duplicates(["user_id", "movie_id", "minute"])
-    watch_minutes = len(distinct)
-    watchers = int(distinct["user_id"].nunique())
-    watched_pairs = len(distinct.drop_duplicates(["user_id", "movie_id"]))
-    days = pd.to_datetime(watches["time"], errors="coerce").dt.floor("D")
-    watcher_days = len(pd.DataFrame({"u": watches["user_id"], "d": days}).drop_duplicates())
+    minute = pd.to_numeric(events["minute"], errors="coerce").to_numpy(dtype=np.float64)
+    watch = (kinds == "watch").to_numpy() & (user_codes >= 0) & (movie_codes >= 0)
+    watch &= ~np.isnan(minute)
+    user_w = user_codes[watch].astype(np.int64)
+    pair_codes, pairs = pd.factorize(user_w * (len(movie_uniques) + 1) + movie_codes[watch])
+    minute_codes, minutes = pd.factorize(minute[watch])
+    watch_minutes = len(pd.unique(pair_codes.astype(np.int64) * len(minutes) + minute_codes))
+    watched_pairs = len(pairs)
+    watchers = len(pd.unique(user_w))
+    day_codes, days = pd.factorize(ticks[watch] // (24 * _US_PER_HOUR))  # NaT: a day of its own
+    watcher_days = len(pd.unique(user_w * (len(days) + 1) + day_codes))
 
     return Profile(
         events=count,
@@ -259,6 +269,7 @@ def profile(
         start=start,
         end=end,
         hours=hours,
+        span_end=span_end,
         events_per_hour=per_hour(count),
         ratings=len(stars),
         ratings_per_hour=per_hour(len(stars)),
@@ -284,17 +295,37 @@ def profile(
     )
 
 
-def _span(times: pd.Series) -> tuple[str | None, str | None, float]:
-    """First and last event time (ISO) and the robust span in hours."""
-    us = pd.to_datetime(times, errors="coerce").dropna().to_numpy().astype("datetime64[us]")
-    if not len(us):
-        return None, None, 0.0
-    ticks = us.astype(np.int64)
-    first, last = (pd.Timestamp(t, unit="us").isoformat() for t in (ticks.min(), ticks.max()))
+def _ticks(times: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Event times as int64 microseconds (NaT: int64 min) and which are not NaT."""
+    us = pd.to_datetime(times, errors="coerce").to_numpy().astype("datetime64[us]")
+    return us.view(np.int64), ~np.isnat(us)
+
+
+def _span(ticks: np.ndarray) -> tuple[str | None, str | None, str | None, float]:
+    """First and last event time, the robust end (ISO) and the robust span in hours."""
+    if not len(ticks):
+        return None, None, None, 0.0
+    first, last = (_iso(t) for t in (ticks.min(), ticks.max()))
     if len(ticks) < 2:
-        return first, last, 0.0
+        return first, last, last, 0.0
     lo, hi = np.quantile(ticks, [SPAN_QUANTILE, 1 - SPAN_QUANTILE])
-    return first, last, float((hi - lo) / (1 - 2 * SPAN_QUANTILE) / _US_PER_HOUR)
+    hours = float((hi - lo) / (1 - 2 * SPAN_QUANTILE) / _US_PER_HOUR)
+    return first, last, _iso(round(hi)), hours
+
+
+def _iso(us: float) -> str:
+    return pd.Timestamp(int(us), unit="us").isoformat()
+
+
+def exposure(previous: Profile, current: Profile) -> float:
+    """Stream hours the current window covers: its own span, or the time since the
+    parent's traffic ended where that is longer. A few events bunched together after a
+    long quiet stretch are a collapse, not a short window."""
+    hours = current.hours
+    if previous.span_end and current.span_end:
+        since = pd.Timestamp(current.span_end) - pd.Timestamp(previous.span_end)
+        hours = max(hours, since.total_seconds() / 3600)
+    return hours
 
 
 def _count_known(values: np.ndarray, known: Collection) -> int:
@@ -368,7 +399,8 @@ class Check:
             return f"{self.label}: no value ({moved})"
         verb = "fell" if value < 0 else "rose"
         stars = " stars" if unit == "stars" else ""
-        return f"{self.label} {verb} {abs(value):.2f}{stars} ({moved}; bound {bound})"
+        size = f"{abs(value):.3f}" if abs(value) < 0.1 else f"{abs(value):.2f}"
+        return f"{self.label} {verb} {size}{stars} ({moved}; bound {bound})"
 
 
 @dataclass(frozen=True)
@@ -403,9 +435,11 @@ class DriftReport:
         if self.too_few_events:
             which = "this" if self.current.events < self.min_events else "the parent's"
             small = min(self.previous.events, self.current.events)
+            judged = [check.label for check in self.checks if check.judged]
+            checked = f"{', '.join(judged)} within bounds" if judged else "no check judged"
             return (
                 f"OK (too few events to judge: {small:,} accepted events in {which} window, "
-                f"{self.min_events:,} needed; only volume and rejects were checked)"
+                f"{self.min_events:,} needed; {checked})"
             )
         judged = sum(check.judged for check in self.checks)
         skipped = len(self.checks) - judged
@@ -417,9 +451,7 @@ class DriftReport:
             "suspect": self.suspect,
             "verdict": self.verdict,
             "min_events": self.min_events,
-            "checks": [
-                {**asdict(check), "bound": list(check.bound)} for check in self.checks
-            ],
+            "checks": [{**asdict(check), "bound": list(check.bound)} for check in self.checks],
             "previous": self.previous.as_dict(),
             "current": self.current.as_dict(),
         }
@@ -478,28 +510,34 @@ def compare(previous: Profile, current: Profile, bounds: DriftBounds | None = No
     """Check the current window's profile against the previous (the parent's) one."""
     b = bounds or DriftBounds()
     p, c = previous, current
+    hours = exposure(p, c)  # the current window's stream hours, for its rates
     small = min(p.events, c.events)
-    enough = (
-        ""
-        if small >= b.min_events
-        else f"too few events to judge ({small:,} in a window, {b.min_events:,} needed)"
+    too_few = (
+        f"too few events to judge ({small:,} in a window, {b.min_events:,} needed)"
+        if small < b.min_events
+        else ""
     )
 
-    def sample(units: str, prev: int, cur: int, need: int) -> str:
-        if enough:
-            return enough
-        if min(prev, cur) < need:
-            return f"too few {units} ({prev:,} previous, {cur:,} current; {need:,} needed)"
-        return ""
+    def per_hour(n: int) -> float | None:
+        return n / hours if hours > 0 else None
 
     def span(prev_count: int, cur_count: int, need: int, units: str) -> str:
-        if min(p.hours, c.hours) < b.min_hours:
+        """Why a volume check is not judged ('' when it is)."""
+        if min(p.hours, hours) < b.min_hours:
             return (
                 f"a window spans under {b.min_hours:g} stream hours "
-                f"({p.hours:.1f} h previous, {c.hours:.1f} h current): time of day dominates"
+                f"({p.hours:.1f} h previous, {hours:.1f} h current): time of day dominates"
             )
         if max(prev_count, cur_count) < need:
             return f"too few {units} in both windows ({need:,} needed in one)"
+        return ""
+
+    def sample(units: str, prev: int, cur: int, need: int) -> str:
+        """Why a distribution check is not judged ('' when it is)."""
+        if too_few:
+            return too_few
+        if min(prev, cur) < need:
+            return f"too few {units} ({prev:,} previous, {cur:,} current; {need:,} needed)"
         return ""
 
     def history(known_prev: int, known_cur: int, things: str) -> str:
@@ -507,30 +545,24 @@ def compare(previous: Profile, current: Profile, bounds: DriftBounds | None = No
             return f"no {things} known before a window (the start of the stream): all were new"
         return ""
 
-    f = b.volume_factor
-    checks = [
+    ratings_skip = sample("ratings", p.ratings, c.ratings, b.min_ratings)
+    checks = (
         _ratio(
             "volume",
             p.events_per_hour,
-            c.events_per_hour,
-            f,
+            per_hour(c.events),
+            b.volume_factor,
             span(p.events, c.events, b.min_events, "events"),
         ),
         _ratio(
             "rating_volume",
             p.ratings_per_hour,
-            c.ratings_per_hour,
-            f,
+            per_hour(c.ratings),
+            b.volume_factor,
             span(p.ratings, c.ratings, b.min_ratings, "ratings"),
         ),
-        _shift(
-            "rating_mean",
-            p.rating_mean,
-            c.rating_mean,
-            b.rating_mean,
-            sample("ratings", p.ratings, c.ratings, b.min_ratings),
-        ),
-        _histogram(p, c, b.rating_histogram, sample("ratings", p.ratings, c.ratings, b.min_ratings)),
+        _shift("rating_mean", p.rating_mean, c.rating_mean, b.rating_mean, ratings_skip),
+        _histogram(p, c, b.rating_histogram, ratings_skip),
         _shift(
             "new_users",
             p.new_user_share,
@@ -562,13 +594,11 @@ def compare(previous: Profile, current: Profile, bounds: DriftBounds | None = No
             sample("watched movies", p.watched_pairs, c.watched_pairs, b.min_sample),
         ),
         _rise(p, c, b),
-    ]
-    return DriftReport(p, c, tuple(checks), b.min_events)
+    )
+    return DriftReport(p, c, checks, b.min_events)
 
 
-def _ratio(
-    name: str, prev: float | None, cur: float | None, factor: float, skip: str
-) -> Check:
+def _ratio(name: str, prev: float | None, cur: float | None, factor: float, skip: str) -> Check:
     """current / previous within [1/factor, factor], tested as |log ratio| <= log factor
     so that swapping the windows gives exactly the same answer."""
     bound = (1 / factor, factor)
@@ -609,7 +639,7 @@ def _histogram(p: Profile, c: Profile, limit: float, skip: str) -> Check:
     prev, cur = hp.get(star, 0.0), hc.get(star, 0.0)
     note = f"{star} stars: {prev:.1%} -> {cur:.1%}"
     if skip:
-        return Check(name, prev, cur, value, bound, True, f"not judged: {skip}", False)
+        return Check(name, prev, cur, value, bound, True, f"not judged: {skip}; {note}", False)
     return Check(name, prev, cur, value, bound, value <= limit, note)
 
 
@@ -655,7 +685,7 @@ def _fmt_value(x: float | None, how: str) -> str:
     if how == "ratio":
         return f"{x:.2f}x"
     if how in ("shift", "rise"):
-        return f"{x:+.2f}"
+        return f"{x:+.3f}" if abs(x) < 0.1 else f"{x:+.2f}"
     return f"{x:.2f}"
 
 

@@ -19,14 +19,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ingest.drift import DriftBounds
 from ingest.events import RatingScale
-
-if TYPE_CHECKING:
-    from ingest.drift import DriftBounds
 
 
 def data_dir() -> Path:
@@ -60,12 +57,10 @@ class Settings:
     metrics_port: int = 0
     snapshot_keep: int = 14
     snapshots: Path | str | None = None  # None: <data_dir>/snapshots
-    drift: DriftBounds | None = None  # None: the defaults in drift.py
+    drift: DriftBounds = field(default_factory=DriftBounds)
 
     @classmethod
     def from_env(cls) -> Settings:
-        from ingest.drift import DriftBounds
-
         env = os.environ.get
         return cls(
             bootstrap=env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),

@@ -159,3 +159,88 @@ def test_snapshots_on_an_object_store(tmp_path: Path, s3_env: str) -> None:
     assert local.content_hash == second.content_hash
     assert store.prune(keep=1) == [first.snapshot_id]
     assert store.list() == [second.snapshot_id]
+
+
+def test_a_planted_shift_marks_the_snapshot_suspect_and_training_refuses_it(
+    tmp_path: Path,
+) -> None:
+    from ingest.simulate import simulate_lines
+    from ingest.snapshot import SuspectSnapshotError
+
+    lines = [
+        line.decode() for line in simulate_lines(users=2500, movies=300, days=4, seed=21, noise=0.0)
+    ]
+    days = sorted({line[:10] for line in lines})
+    first_half = [line for line in lines if line[:10] <= days[1]]
+    second_half = lines[len(first_half) :]
+    journal = Journal(tmp_path, "movielog")
+    store = SnapshotStore(tmp_path)
+    write_lines(journal, first_half)
+    parent = store.cut(journal)
+    assert not parent.suspect and parent.drift is None  # nothing to compare the first with
+
+    # Same world, next days, but every rating above 2 stars reported as 1: a broken client.
+    shifted = [
+        line[:-1] + "1" if "GET /rate/" in line and line[-1] in "345" else line
+        for line in second_half
+    ]
+    write_lines(journal, shifted, start=len(first_half))
+    child = store.cut(journal)
+    assert child.suspect
+    failed = {check["name"] for check in child.drift["checks"] if not check["ok"]}
+    assert {"rating_mean", "rating_histogram"} <= failed
+    assert "volume" not in failed
+    report = store.drift_report(child.snapshot_id)
+    assert report.startswith("SUSPECT") and "rating mean" in report
+
+    with pytest.raises(SuspectSnapshotError, match="suspect"):
+        pick_snapshot(root=tmp_path, topic="movielog")
+    assert pick_snapshot(root=tmp_path, topic="movielog", allow_suspect=True) == child.snapshot_id
+
+
+def test_the_same_days_again_are_not_suspect(tmp_path: Path) -> None:
+    from ingest.simulate import simulate_lines
+
+    lines = [
+        line.decode() for line in simulate_lines(users=2500, movies=300, days=4, seed=22, noise=0.0)
+    ]
+    days = sorted({line[:10] for line in lines})
+    first_half = [line for line in lines if line[:10] <= days[1]]
+    journal = Journal(tmp_path, "movielog")
+    store = SnapshotStore(tmp_path)
+    write_lines(journal, first_half)
+    store.cut(journal)
+    write_lines(journal, lines[len(first_half) :], start=len(first_half))
+    child = store.cut(journal)
+    assert child.drift is not None and not child.suspect, store.drift_report()
+
+
+def test_cli_cuts_lists_shows_and_prunes(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "RECSYS_DATA_DIR": str(tmp_path), "KAFKA_TOPIC": "movielog"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "ingest", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+
+    empty = cli("snapshot")
+    assert empty.returncode == 1 and "nothing journaled" in empty.stderr
+    journal = Journal(tmp_path, "movielog")
+    write_lines(journal, LINES[:4])
+    first = json.loads(cli("snapshot").stdout)
+    write_lines(journal, LINES[4:], start=4)
+    second = json.loads(cli("snapshot").stdout)
+    assert cli("list").stdout.split() == [first["snapshot_id"], "ok", second["snapshot_id"], "ok"]
+    assert json.loads(cli("show", first["snapshot_id"]).stdout)["rows"]["ratings"] == 1
+    assert "not judged" in cli("drift").stdout  # nine lines cannot be judged statistically
+    assert cli("prune", "--keep", "1").stdout.strip() == f"deleted {first['snapshot_id']}"
+    assert cli("--help").returncode == 0
