@@ -7,7 +7,8 @@ S3VENV := .venv-s3
 S3STAMP := $(S3VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt demo clean bench bench-ingest bench-train bench-precompute bench-service
+.PHONY: help venv test lint fmt demo clean bench bench-ingest bench-train bench-precompute bench-service \
+	deploy-venv ci-lint k8s-check rules-test image-test dashboard deploy-check
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -57,3 +58,35 @@ bench-service: venv  ## wrk against gunicorn+Redis vs the same gunicorn serving 
 
 clean:  ## remove the virtual environment and local data
 	rm -rf $(VENV) $(S3VENV) var .pytest_cache .ruff_cache .hypothesis
+
+# ---- deployment artifacts (Dockerfile, k8s/, monitoring/, .github/): checked offline --------
+# Their tools live in .venv-deploy; Debian packages (buildah, podman, debootstrap, prometheus)
+# are installed by scripts/ci-deps.sh only when missing. `make test` needs none of this.
+DEPLOY := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY)/.installed-stamp
+
+$(DEPLOY_STAMP): requirements-deploy.txt
+	$(PYTHON) -m venv $(DEPLOY)
+	$(DEPLOY)/bin/python -m pip install -q -r requirements-deploy.txt
+	touch $@
+
+deploy-venv: $(DEPLOY_STAMP)  ## .venv-deploy: hadolint, shellcheck, kubernetes-validate, grafanalib, check-jsonschema
+
+ci-lint: $(DEPLOY_STAMP)  ## hadolint the Dockerfile, shellcheck scripts, schema-check the GitHub workflow
+	scripts/ci-lint.sh
+
+k8s-check: $(DEPLOY_STAMP)  ## kubernetes-validate --strict on k8s/base and each rendered overlay
+	scripts/k8s-check.sh
+
+rules-test: $(DEPLOY_STAMP)  ## promtool: scrape config, alert rules and their unit tests, dashboard queries
+	scripts/ci-deps.sh promtool=prometheus
+	scripts/rules-test.sh
+
+image-test: venv $(DEPLOY_STAMP)  ## build the service image with buildah, run it against a local Redis, check it
+	scripts/ci-deps.sh buildah=buildah podman=podman debootstrap=debootstrap
+	scripts/image-test.sh
+
+dashboard: $(DEPLOY_STAMP)  ## regenerate monitoring/grafana/recsys.json from monitoring/dashboard.py
+	$(DEPLOY)/bin/python monitoring/dashboard.py
+
+deploy-check: ci-lint k8s-check rules-test image-test  ## every deployment check .ci/run runs after make test
