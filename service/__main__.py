@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from service import settings
+from service.fallback import FallbackError, read_fallback
 
 CONFIG = Path(__file__).resolve().with_name("gunicorn.conf.py")
 APP = "service.app:create_app()"
@@ -27,8 +28,10 @@ def main(argv: list[str]) -> None:
         print(f"usage: python -m service [gunicorn options]\n\n{settings.__doc__}")
         sys.exit(0)
     try:
-        settings.Settings.from_env()  # fail here, with the variable's name, not in each worker
-    except settings.SettingsError as exc:
+        # Fail here, with the variable's name, not in each worker: bad settings, or a
+        # fallback list that could not be served during an outage.
+        read_fallback(settings.Settings.from_env().fallback_path)
+    except (settings.SettingsError, FallbackError) as exc:
         sys.exit(f"python -m service: {exc}")
     command = gunicorn_argv(argv)
     os.execv(command[0], command)

@@ -1,12 +1,19 @@
-"""The WSGI app factory; gunicorn runs ``service.app:create_app()`` once per worker."""
+"""The WSGI app factory; gunicorn runs ``service.app:create_app()`` once per worker.
+
+Each worker builds its own store (Redis pool, cached routing table, fallback list) and
+request log after the fork, so nothing with a socket or a thread crosses ``fork()``. Every
+request is counted and timed by route and status in ``before_request``/``after_request``.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, Response
+import time
+
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from service import response
-from service.routes import STORE_KEY, blueprint
+from service import api, metrics, ops, response
+from service.requestlog import RequestLog
 from service.settings import Settings
 from service.store import RecommendationStore
 
@@ -16,16 +23,45 @@ _REASONS = {
 }
 
 
-def create_app(settings: Settings | None = None, store: RecommendationStore | None = None) -> Flask:
-    """Build the app. Tests pass a ``store``; otherwise one is built from ``settings``, which
-    default to the environment (that is what gunicorn's ``create_app()`` gets)."""
-    if store is None:
-        store = RecommendationStore.from_settings(settings or Settings.from_env())
+def create_app(
+    settings: Settings | None = None,
+    store: RecommendationStore | None = None,
+    request_log: RequestLog | None = None,
+) -> Flask:
+    """Build the app. Tests may pass a ``store`` or ``request_log``; the rest is built from
+    ``settings``, which default to the environment (that is what gunicorn's call gets).
+    Raises ``store.FallbackError`` if the fallback list is unusable: better no start than
+    a service that has nothing to say during an outage."""
+    if store is None or request_log is None:
+        settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.extensions[STORE_KEY] = store
-    app.register_blueprint(blueprint)
+    app.extensions[api.STORE_KEY] = store or RecommendationStore.from_settings(settings)
+    app.extensions[api.REQUEST_LOG_KEY] = request_log or RequestLog.from_settings(settings)
+    app.register_blueprint(api.blueprint)
+    app.register_blueprint(ops.blueprint)
     app.register_error_handler(HTTPException, _plain_http_error)
+    app.before_request(_start_clock)
+    app.after_request(_count)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Flush the request log and close the Redis pool (gunicorn's ``worker_exit``)."""
+    app.extensions[api.REQUEST_LOG_KEY].close()
+    app.extensions[api.STORE_KEY].close()
+
+
+def _start_clock() -> None:
+    g.started = time.perf_counter()
+
+
+def _count(resp: Response) -> Response:
+    rule = request.url_rule
+    route = rule.rule if rule is not None else metrics.UNMATCHED_ROUTE
+    started = g.get("started")
+    elapsed = time.perf_counter() - started if started is not None else 0.0
+    metrics.observe_request(route, resp.status_code, elapsed)
+    return resp
 
 
 def _plain_http_error(exc: HTTPException) -> Response:

@@ -3,18 +3,34 @@
 Every knob of the lookup service and its gunicorn config is one of these variables; an
 empty value counts as unset, so a manifest can blank a variable to get the default.
 
-    Variable                  Default                   Meaning
-    ------------------------  ------------------------  --------------------------------------------
-    REDIS_URL                 redis://127.0.0.1:6379/0  Redis that precompute publishes to
-    REDIS_TIMEOUT_MS          50                        connect and read timeout of each Redis
-                                                        call: a dead Redis costs ms, not seconds
-    VERSION_REFRESH_SECONDS   1.0                       how stale the cached active model version
-                                                        may get before one request re-reads it
-    FALLBACK_PATH             (unset)                   file holding one fallback body, served when
-                                                        Redis is down and no list was seen yet
-    SERVICE_BIND              127.0.0.1:8082            gunicorn bind address (host:port)
-    WEB_CONCURRENCY           2                         gunicorn worker processes
-    GUNICORN_THREADS          4                         threads per worker (gthread worker class)
+    Variable                     Default                   Meaning
+    ---------------------------  ------------------------  -----------------------------------------
+    REDIS_URL                    redis://127.0.0.1:6379/0  Redis that precompute publishes to
+    REDIS_TIMEOUT_MS             50                        connect and read timeout of each Redis
+                                                           call: a dead Redis costs ms, not seconds
+    REDIS_BREAKER_FAILURES       3                         consecutive Redis failures after which a
+                                                           worker stops asking Redis for a while
+    REDIS_BREAKER_SECONDS        0.5                       how long it stops; then a request probes
+    VERSION_REFRESH_SECONDS      1.0                       how stale the cached active versions and
+                                                           A/B split may get before one request
+                                                           re-reads them
+    FALLBACK_PATH                service/fallback.txt      the list shipped with the image, served
+                                                           when Redis is down and no list was seen
+                                                           yet; must hold 20 valid IDs or the
+                                                           service refuses to start
+    SERVICE_BIND                 127.0.0.1:8082            gunicorn bind address (host:port)
+    WEB_CONCURRENCY              2                         gunicorn worker processes
+    GUNICORN_THREADS             4                         threads per worker (gthread worker class)
+    REQUEST_LOG                  stdout                    one JSON line per /recommend request:
+                                                           stdout, or off
+    REQUEST_LOG_KAFKA_BOOTSTRAP  (unset)                   also produce those lines to Kafka here
+                                                           (host:port,...); unset: no Kafka at all
+    REQUEST_LOG_KAFKA_TOPIC      recsys-requests           the topic for them
+    REQUEST_LOG_QUEUE_SIZE       10000                     lines buffered for Kafka per worker; a
+                                                           full buffer drops (and counts) lines
+    PROMETHEUS_MULTIPROC_DIR     (fresh temporary dir)     where workers keep their metric files
+                                                           (read by prometheus_client itself);
+                                                           gunicorn empties it at start
 """
 
 from __future__ import annotations
@@ -27,6 +43,10 @@ from typing import TypeVar
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_BIND = "127.0.0.1:8082"
+# The last-resort list ships inside the package, so every image and checkout has it.
+SHIPPED_FALLBACK = Path(__file__).resolve().with_name("fallback.txt")
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads this name itself
+REQUEST_LOG_CHOICES = ("stdout", "off")
 
 T = TypeVar("T")
 
@@ -40,10 +60,17 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL
     redis_timeout_ms: int = 50
     version_refresh_seconds: float = 1.0
-    fallback_path: Path | None = None
+    fallback_path: Path = SHIPPED_FALLBACK
     bind: str = DEFAULT_BIND
     web_concurrency: int = 2
     gunicorn_threads: int = 4
+    redis_breaker_failures: int = 3
+    redis_breaker_seconds: float = 0.5
+    request_log: str = "stdout"
+    request_log_kafka_bootstrap: str | None = None
+    request_log_kafka_topic: str = "recsys-requests"
+    request_log_queue_size: int = 10_000
+    metrics_dir: Path | None = None
 
     @property
     def redis_timeout_seconds(self) -> float:
@@ -65,6 +92,23 @@ class Settings:
             bind=_read(env, "SERVICE_BIND", _bind, d.bind),
             web_concurrency=_read(env, "WEB_CONCURRENCY", _positive_int, d.web_concurrency),
             gunicorn_threads=_read(env, "GUNICORN_THREADS", _positive_int, d.gunicorn_threads),
+            redis_breaker_failures=_read(
+                env, "REDIS_BREAKER_FAILURES", _positive_int, d.redis_breaker_failures
+            ),
+            redis_breaker_seconds=_read(
+                env, "REDIS_BREAKER_SECONDS", _non_negative_float, d.redis_breaker_seconds
+            ),
+            request_log=_read(env, "REQUEST_LOG", _request_log, d.request_log),
+            request_log_kafka_bootstrap=_read(
+                env, "REQUEST_LOG_KAFKA_BOOTSTRAP", _bootstrap, d.request_log_kafka_bootstrap
+            ),
+            request_log_kafka_topic=_read(
+                env, "REQUEST_LOG_KAFKA_TOPIC", str, d.request_log_kafka_topic
+            ),
+            request_log_queue_size=_read(
+                env, "REQUEST_LOG_QUEUE_SIZE", _positive_int, d.request_log_queue_size
+            ),
+            metrics_dir=_read(env, METRICS_DIR_VARIABLE, Path, d.metrics_dir),
         )
 
 
@@ -102,3 +146,16 @@ def _bind(raw: str) -> str:
     if not raw.startswith("unix:") and ":" not in raw:
         raise ValueError("must be host:port or unix:/path")
     return raw
+
+
+def _request_log(raw: str) -> str:
+    if raw not in REQUEST_LOG_CHOICES:
+        raise ValueError(f"must be one of {', '.join(REQUEST_LOG_CHOICES)}")
+    return raw
+
+
+def _bootstrap(raw: str) -> str:
+    servers = [s.strip() for s in raw.split(",")]
+    if not all(s.rpartition(":")[2].isdigit() for s in servers):
+        raise ValueError("must be host:port[,host:port...]")
+    return ",".join(servers)

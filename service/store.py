@@ -1,20 +1,22 @@
 """Answers ``/recommend/<userid>`` from the bodies precompute published to Redis.
 
 Hot path: exactly one Redis round trip, ``MGET user(v, uid) default(v)``, where ``v`` is the
-active version cached in this process. The cache is refreshed lazily: the first request after
-``VERSION_REFRESH_SECONDS`` takes a non-blocking lock and pays one extra ``GET rec:active``;
-requests arriving meanwhile keep using the cached version instead of queueing behind it. Lazy
-beats a background thread here: nothing to start after gunicorn forks, nothing to stop, and an
-idle worker costs Redis nothing. Only a process that has no version yet waits for the lock.
-The cache is also dropped as soon as the cached version's keys are gone (precompute's rollback
-deletes the version it leaves), so that costs one request, not a whole interval. A pooled
-connection idle for HEALTH_CHECK_SECONDS is PINGed before use: rare, and it finds dead sockets.
+version of the user's A/B variant, from a routing table cached in this process. The table
+(``rec:active``, the split, each variant's version, publish times) is re-read lazily, in one
+pipelined round trip: the first request after ``VERSION_REFRESH_SECONDS`` takes a
+non-blocking lock and pays for it; requests arriving meanwhile keep the cached table instead
+of queueing behind it. Lazy beats a background thread here: nothing to start after gunicorn
+forks, nothing to stop, and an idle worker costs Redis nothing. Only a process that has no
+table yet waits for the lock. The cache is also dropped as soon as a version's keys are gone
+(precompute's rollback deletes the version it leaves), so that costs one request, not a
+whole interval. A pooled connection idle for HEALTH_CHECK_SECONDS is PINGed before use.
 
-Failures never reach Flask. On a Redis error or timeout, or when no version is active, the
-answer comes from the last cold-start body this process saw, else from ``FALLBACK_PATH``,
-else it is ``Unavailable``. The client has short timeouts and retries once only on a
-connection error (a stale pooled socket after a Redis restart), never on a timeout, so a dead
-Redis costs about one timeout per request.
+Failures never reach Flask, and there is always an answer. On a Redis error or timeout, while
+the breaker keeps a failing Redis out of the way, or when no version is active, the answer is
+the last cold-start body this process read from Redis, else the list shipped with the image
+(``FALLBACK_PATH``), which ``service.fallback`` checked at startup. Each such answer is counted
+by cause and logged (rate-limited). The client has short timeouts and retries once only on a
+connection error (a stale pooled socket after a Redis restart), never on a timeout.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import logging
 import re
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -33,140 +36,274 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from service import rediskeys, response
+from service import ab, metrics, rediskeys
+from service.breaker import Breaker
+from service.fallback import FILE_VERSION, read_fallback
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Source = Literal["personal", "cold_start", "fallback"]
+Cause = Literal["redis_error", "redis_skipped", "no_active_version", "version_missing", "bug"]
 
-FILE_VERSION = "fallback-file"  # X-Model-Version of an answer read from FALLBACK_PATH
 HEALTH_CHECK_SECONDS = 30  # PING a pooled connection idle longer than this before using it
 LOG_EVERY_SECONDS = 10.0  # while degraded, repeat the same reason at most this often
+RECENT_VERSIONS = 100  # publish times read per refresh: precompute keeps two or three
 _VERSION = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII: safe in a key and a header
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A body to send as is, the model version it came from, and why it was chosen."""
+    """A body to send as is, where it came from, and which A/B variant the user is in."""
 
     body: bytes
     version: str
     source: Source
+    variant: str = ab.DEFAULT_VARIANT
 
 
 @dataclass(frozen=True, slots=True)
-class Unavailable:
-    """Nothing at all to answer with; ``reason`` is one line for the 503 body."""
+class Routing:
+    """One refresh's view of Redis: who is in which variant, and what each variant reads."""
 
-    reason: str
+    active: str | None = None
+    split: ab.Split = ab.EVERYONE_IN_CONTROL
+    variant_versions: Mapping[str, str] = field(default_factory=dict)
+    published: Mapping[str, float] = field(default_factory=dict)  # version -> unix time
+
+    def version_for(self, variant: str) -> str | None:
+        return self.variant_versions.get(variant, self.active)
+
+    def served(self) -> dict[str, str]:
+        """variant -> version, for every variant that gets users and has a version."""
+        pairs = ((v, self.version_for(v)) for v in self.split.variants)
+        return {variant: version for variant, version in pairs if version is not None}
+
+
+NOTHING_READ = Routing()
+
+
+def load_fallback(path: Path) -> Answer:
+    """The shipped (or configured) list as an answer; raises ``FallbackError`` if unusable."""
+    return Answer(read_fallback(path), FILE_VERSION, "fallback")
 
 
 class RecommendationStore:
-    """Thread-safe: one per worker process, shared by its threads."""
+    """Thread-safe: one per worker process, shared by its threads. Each thread has its own
+    Redis client holding one connection (``single_connection_client``): no pool lock and no
+    pool check of the socket per request, which is about a third of redis-py's CPU cost per
+    command here. gunicorn's threads live as long as the worker, so do their connections."""
 
     def __init__(
         self,
-        client: redis.Redis,
+        connect: Callable[[], redis.Redis],
+        fallback: Answer,
         version_refresh_seconds: float = 1.0,
-        fallback_path: Path | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
-        self._client = client
+        self._connect = connect
+        self._local = threading.local()
+        self._clients: list[redis.Redis] = []  # every thread's client, for close()
+        self._clients_lock = threading.Lock()
         self._refresh_seconds = version_refresh_seconds
-        self._version: str | None = None
-        self._version_expires = float("-inf")  # monotonic; -inf: never read, 0.0: stale now
-        self._version_lock = threading.Lock()
+        self._breaker = breaker or Breaker()
+        self._routing = NOTHING_READ
+        self._routing_expires = float("-inf")  # monotonic; -inf: never read, 0.0: stale now
+        self._routing_lock = threading.Lock()
         self._refresh_attempts = 0
-        self._last_default: Answer | None = None
-        self._file_answer = _read_fallback_file(fallback_path) if fallback_path else None
+        self._forced_refresh_for: str | None = None  # the missing version that forced one
+        self._file_answer = fallback
+        self._last_default: Answer | None = None  # the newest cold-start list Redis gave us
         self._logged: tuple[str, float] = ("", float("-inf"))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RecommendationStore:
         timeout = settings.redis_timeout_seconds
-        pool = redis.ConnectionPool.from_url(
-            settings.redis_url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            socket_keepalive=True,
-            health_check_interval=HEALTH_CHECK_SECONDS,
-            # One connection per gunicorn thread is all the hot path uses; the slack covers
-            # the refresh GET. Exhaustion raises ConnectionError, which means fallback.
-            max_connections=settings.gunicorn_threads + 2,
-            retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
-        )
+
+        def connect() -> redis.Redis:
+            return redis.Redis.from_url(
+                settings.redis_url,
+                single_connection_client=True,
+                max_connections=2,  # that one, and one for the pipelined refresh
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                socket_keepalive=True,
+                health_check_interval=HEALTH_CHECK_SECONDS,
+                retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+            )
+
         return cls(
-            redis.Redis(connection_pool=pool),
+            connect,
+            load_fallback(settings.fallback_path),
             settings.version_refresh_seconds,
-            settings.fallback_path,
+            Breaker(settings.redis_breaker_failures, settings.redis_breaker_seconds),
         )
 
-    def recommend(self, user_id: int) -> Answer | Unavailable:
-        """Never raises: every failure turns into a fallback answer or ``Unavailable``."""
+    def _client(self) -> redis.Redis:
+        """This thread's client; made (and connected) on the thread's first request. A
+        connect that fails raises RedisError like any call, and the next request retries."""
+        client: redis.Redis | None = getattr(self._local, "client", None)
+        if client is None:
+            client = self._connect()
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    # --- the hot path -------------------------------------------------------------------
+
+    def recommend(self, user_id: int) -> Answer:
+        """Never raises: every failure turns into a fallback answer."""
         try:
-            version = self._active_version()
+            return self._lookup(user_id)
+        except Exception as exc:  # a bug must still not cost availability
+            log.exception("unexpected error reading recommendations")
+            return self._fallback(user_id, "bug", f"unexpected error: {type(exc).__name__}")
+
+    def _lookup(self, user_id: int) -> Answer:
+        if not self._breaker.allow():
+            return self._fallback(user_id, "redis_skipped", "redis failing, not asked")
+        try:
+            routing = self._current_routing()
+            variant = routing.split.assign(user_id)
+            version = routing.version_for(variant)
             if version is None:
+                if self._breaker.success():
+                    metrics.BREAKER_OPEN.set(0)
                 return self._fallback(
-                    f"no active version in Redis ({rediskeys.ACTIVE} unset or malformed)"
+                    user_id, "no_active_version", f"{rediskeys.ACTIVE} unset or malformed"
                 )
-            user_body, default_body = self._client.mget(
+            user_body, default_body = self._client().mget(
                 rediskeys.user(version, user_id), rediskeys.default(version)
             )
         except RedisError as exc:
-            return self._fallback(f"redis error: {type(exc).__name__}: {exc}")
-        except Exception as exc:  # a bug must still not cost availability
-            log.exception("unexpected error reading recommendations")
-            return self._fallback(f"unexpected error: {type(exc).__name__}")
+            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+            if self._breaker.failure():
+                metrics.BREAKER_OPEN.set(1)
+            return self._fallback(user_id, "redis_error", f"{type(exc).__name__}: {exc}")
+        if self._breaker.success():
+            metrics.BREAKER_OPEN.set(0)
         if default_body:
-            self._last_default = Answer(default_body, version, "fallback")
+            last = self._last_default
+            if last is None or last.version != version or last.body != default_body:
+                self._last_default = Answer(default_body, version, "fallback")
         if user_body:
-            return Answer(user_body, version, "personal")
+            return Answer(user_body, version, "personal", variant)
         if default_body:
-            return Answer(default_body, version, "cold_start")
-        # The cached version is gone (a rollback deletes the version it leaves at once), or
-        # ACTIVE is broken: re-read ACTIVE on the next request instead of after the interval.
-        self._version_expires = min(self._version_expires, 0.0)
-        return self._fallback(f"version {version} has no default list")
+            metrics.COLD_START.inc()
+            return Answer(default_body, version, "cold_start", variant)
+        # The version is gone (a rollback deletes the version it leaves at once), or ACTIVE
+        # is broken: re-read the routing on the next request instead of after the interval;
+        # once per missing version, so a variant pinned to a pruned version does not turn
+        # every one of its requests into two round trips.
+        if self._forced_refresh_for != version:
+            self._forced_refresh_for = version
+            self._routing_expires = min(self._routing_expires, 0.0)
+        return self._fallback(user_id, "version_missing", f"version {version} has no lists")
 
-    def close(self) -> None:
-        self._client.close()
-        self._client.connection_pool.disconnect()
-
-    def _active_version(self) -> str | None:
-        """The cached version; at most one caller per interval re-reads it from Redis."""
-        if time.monotonic() < self._version_expires:
-            return self._version
-        never_read = self._version_expires == float("-inf")
-        attempts = self._refresh_attempts
-        if not self._version_lock.acquire(blocking=never_read):
-            return self._version  # someone else is refreshing: stale by a moment is fine
+    def _fallback(self, user_id: int, cause: Cause, reason: str) -> Answer:
+        metrics.FALLBACKS.labels(cause).inc()
+        answer = self._last_default or self._file_answer
+        reason = " ".join(reason.split())  # one line, whatever an exception said
+        self._log(f"answering from fallback {answer.version} ({cause}): {reason}")
         try:
-            if time.monotonic() < self._version_expires:
-                return self._version  # refreshed while we waited for the lock
+            variant = self._routing.split.assign(user_id)
+        except Exception:  # the split is data from Redis; never let it cost the answer
+            variant = ab.DEFAULT_VARIANT
+        return Answer(answer.body, answer.version, "fallback", variant)
+
+    # --- the routing table --------------------------------------------------------------
+
+    def _current_routing(self) -> Routing:
+        """The cached table; at most one caller per interval re-reads it from Redis."""
+        if time.monotonic() < self._routing_expires:
+            return self._routing
+        never_read = self._routing_expires == float("-inf")
+        attempts = self._refresh_attempts
+        if not self._routing_lock.acquire(blocking=never_read):
+            return self._routing  # someone else is refreshing: stale by a moment is fine
+        try:
+            if time.monotonic() < self._routing_expires:
+                return self._routing  # refreshed while we waited for the lock
             if self._refresh_attempts != attempts:
                 # Another refresh failed meanwhile; trying again in turn would stack timeouts.
                 if never_read:
-                    raise RedisConnectionError("reading the active version just failed")
-                return self._version
+                    raise RedisConnectionError("reading the routing table just failed")
+                return self._routing
             self._refresh_attempts += 1
-            raw = self._client.get(rediskeys.ACTIVE)  # a RedisError leaves the cache expired
-            version = _parse_version(raw)
-            if version != self._version:
-                log.info("active model version: %s -> %s", self._version, version)
-            self._version = version
-            self._version_expires = time.monotonic() + self._refresh_seconds
-            return version
+            routing = self._read_routing()  # a RedisError leaves the cache expired
+            self._switch(routing)
+            self._routing_expires = time.monotonic() + self._refresh_seconds
+            return routing
         finally:
-            self._version_lock.release()
+            self._routing_lock.release()
 
-    def _fallback(self, reason: str) -> Answer | Unavailable:
-        reason = " ".join(reason.split())  # one line, whatever the exception said
-        answer = self._last_default or self._file_answer
-        if answer is None:
-            self._log(f"no fallback to answer with: {reason}")
-            return Unavailable(f"no recommendations available: {reason}")
-        self._log(f"answering from fallback {answer.version}: {reason}")
-        return answer
+    def _read_routing(self) -> Routing:
+        with self._client().pipeline(transaction=False) as pipe:
+            pipe.get(rediskeys.ACTIVE)
+            pipe.hgetall(rediskeys.SPLIT)
+            pipe.hgetall(rediskeys.VARIANT_VERSIONS)
+            pipe.zrange(rediskeys.VERSIONS, -RECENT_VERSIONS, -1, withscores=True)
+            raw_active, raw_split, raw_variants, raw_published = pipe.execute()
+        try:
+            split = ab.parse_split(raw_split)
+        except ValueError as exc:
+            self._log(f"ignoring {rediskeys.SPLIT} (everyone in {ab.DEFAULT_VARIANT}): {exc}")
+            split = ab.EVERYONE_IN_CONTROL
+        variant_versions = {}
+        for name, raw in raw_variants.items():
+            variant, version = name.decode("utf-8", "replace"), _parse_version(raw)
+            if ab.valid_variant(variant) and version is not None:
+                variant_versions[variant] = version
+        published = {v.decode("ascii", "replace"): score for v, score in raw_published}
+        return Routing(_parse_version(raw_active), split, variant_versions, published)
+
+    def _switch(self, routing: Routing) -> None:
+        """Log and export a change of what is served; no-op when nothing changed."""
+        old, new = self._routing.served(), routing.served()
+        self._routing = routing
+        if old != new:
+            self._forced_refresh_for = None
+            log.info("serving versions by variant: %s -> %s", old or None, new or None)
+            for variant, version in old.items():
+                if new.get(variant) != version:
+                    metrics.MODEL_VERSION.labels(variant, version).set(0)
+            for variant, version in new.items():
+                metrics.MODEL_VERSION.labels(variant, version).set(1)
+        self.export_age()
+
+    def export_age(self) -> None:
+        """Set the publish time and age gauges of what this worker serves; called on each
+        refresh and by ``/metrics`` just before it renders, so the age is current."""
+        now = time.time()
+        routing = self._routing
+        metrics.BREAKER_OPEN.set(1 if self._breaker.is_open else 0)
+        for variant, version in routing.served().items():
+            published = routing.published.get(version)
+            if published is not None:
+                metrics.PUBLISHED.labels(variant).set(published)
+                metrics.AGE.labels(variant).set(max(0.0, now - published))
+
+    # --- readiness and lifecycle --------------------------------------------------------
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, one line why): Redis answers and ``rec:active`` names a version. Asks
+        Redis directly, past the breaker and the cache: this is the probe of Redis itself."""
+        try:
+            version = _parse_version(self._client().get(rediskeys.ACTIVE))
+        except RedisError as exc:
+            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+            return False, " ".join(f"redis unreachable: {type(exc).__name__}: {exc}".split())
+        if version is None:
+            return False, f"no active version: {rediskeys.ACTIVE} unset or malformed"
+        return True, f"ready: active version {version}"
+
+    def close(self) -> None:
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+            client.connection_pool.disconnect()
 
     def _log(self, line: str) -> None:
         """One line per new reason, then at most every LOG_EVERY_SECONDS, so an outage at
@@ -183,20 +320,6 @@ def _parse_version(raw: bytes | None) -> str | None:
         return None
     version = raw.decode("ascii", "replace")
     if not _VERSION.fullmatch(version):
-        log.error("ignoring malformed %s value %r", rediskeys.ACTIVE, raw[:200])
+        log.error("ignoring malformed version value %r", raw[:200])
         return None
     return version
-
-
-def _read_fallback_file(path: Path) -> Answer | None:
-    """A body checked against the response format now, so a bad file is a log line at startup
-    and not a broken answer during an outage."""
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-        if not text:
-            raise response.BadListError("empty file")
-        body = response.format_body(response.parse_body(text))
-    except (OSError, UnicodeDecodeError, response.BadListError) as exc:
-        log.error("FALLBACK_PATH %s unusable, ignoring it: %s", path, exc)
-        return None
-    return Answer(body.encode("utf-8"), FILE_VERSION, "fallback")
