@@ -1,4 +1,10 @@
-"""Retrain and republish: pick a snapshot -> train -> precompute every user -> publish.
+"""Retrain and republish: pick a snapshot -> train -> evaluate -> gate -> precompute + publish.
+
+The gate (``training.gate``) lets a candidate through only if the offline evaluation says it
+is at least as good as the production model and clearly better than popularity; a refused
+candidate skips publishing (the task is skipped, the run still succeeds) and production
+keeps serving what it served. The decision and its reasons are in the registry's log
+(``python -m training decisions``).
 
 Only wiring lives here; every step is a library function (``ingest``, ``training``,
 ``precompute``) imported inside its task, so parsing this file imports nothing heavy.
@@ -12,6 +18,9 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, task
 
 DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=2)}
+# training.train.ALGORITHMS' keys (a test keeps them in step; importing it here would make
+# parsing the DAG import pandas and scipy).
+ALGORITHM_CHOICES = ["multdae", "svd", "popularity", "random"]
 
 
 @dag(
@@ -24,7 +33,15 @@ DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=2)}
     tags=["recsys"],
     params={
         "snapshot_id": Param("", type="string", description="snapshot to train on; empty: latest"),
-        "algorithm": Param("svd", enum=["svd", "popularity"], description="model to train"),
+        "allow_suspect": Param(
+            False,
+            type="boolean",
+            description="train even on a snapshot the drift check marked suspect "
+            "(read `python -m ingest drift` first)",
+        ),
+        "algorithm": Param(
+            ALGORITHM_CHOICES[0], enum=ALGORITHM_CHOICES, description="model to train"
+        ),
     },
 )
 def recsys_retrain() -> None:
@@ -35,7 +52,13 @@ def recsys_retrain() -> None:
 
         settings = Settings.from_env()
         return pick_snapshot(
-            params["snapshot_id"] or None, root=settings.data_dir, topic=settings.topic
+            params["snapshot_id"] or None,
+            root=settings.data_dir,
+            topic=settings.topic,
+            location=settings.snapshots,
+            allow_suspect=params["allow_suspect"],
+            bounds=settings.drift,
+            scale_high=settings.scale.high,
         )
 
     @task(execution_timeout=timedelta(hours=2))
@@ -45,12 +68,26 @@ def recsys_retrain() -> None:
         return train(params["algorithm"], snapshot_id).version
 
     @task(execution_timeout=timedelta(hours=2))
+    def evaluate(model_version: str) -> str:
+        from training.gate import evaluate_candidate
+
+        return evaluate_candidate(model_version).version
+
+    @task.short_circuit(execution_timeout=timedelta(minutes=10))
+    def gate(model_version: str) -> str:
+        """The version if promoted; '' (falsy: publishing is skipped) if refused."""
+        from training.gate import gate
+
+        decision = gate(model_version)
+        return model_version if decision.promoted else ""
+
+    @task(execution_timeout=timedelta(hours=2))
     def precompute_and_publish(model_version: str) -> dict:
         from precompute.job import precompute_and_publish
 
         return precompute_and_publish(model_version).as_dict()
 
-    precompute_and_publish(train(pick_snapshot()))
+    precompute_and_publish(gate(evaluate(train(pick_snapshot()))))
 
 
 recsys_retrain()

@@ -31,9 +31,10 @@ def data_dir() -> Path:
     return Path(os.environ.get("RECSYS_DATA_DIR", "var")).resolve()
 
 
-def snapshot_location() -> Path | str:
-    """Where snapshots live, for every stage: SNAPSHOT_URI if set, else the data directory."""
-    return os.environ.get("SNAPSHOT_URI") or data_dir()
+def snapshot_location(root: Path | None = None) -> Path | str:
+    """Where snapshots live, for every stage: SNAPSHOT_URI if set, else the data directory
+    (``root`` when the caller's own settings name one)."""
+    return os.environ.get("SNAPSHOT_URI") or root or data_dir()
 
 
 def _scale(text: str) -> RatingScale:

@@ -325,6 +325,7 @@ def pick_snapshot(
     location: str | None = None,
     allow_suspect: bool = False,
     bounds: drift.DriftBounds | None = None,
+    scale_high: int = 5,
 ) -> str:
     """The snapshot a retrain should use: the one named, else a fresh cut of the journal
     (which is the latest snapshot again when nothing new arrived), else the latest.
@@ -337,7 +338,7 @@ def pick_snapshot(
     if snapshot_id:
         manifest = store.manifest(snapshot_id)
     elif Journal(root, topic).segments():
-        manifest = store.cut(Journal(root, topic), bounds=bounds)
+        manifest = store.cut(Journal(root, topic), bounds=bounds, scale_high=scale_high)
     else:
         manifest = store.manifest()
     if manifest.suspect and not allow_suspect:

@@ -1,5 +1,5 @@
 """The whole path on real parts: simulated stream -> Tansu broker -> consumer -> snapshot ->
-Airflow DAG (dag.test: SVD, precompute, publish) -> Redis -> gunicorn -> HTTP."""
+Airflow DAG (dag.test: train, evaluate, gate, precompute, publish) -> Redis -> gunicorn -> HTTP."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def pipeline_env(tmp_path: Path, bootstrap: str, topic: str, redis_url: str) -> 
         "REDIS_URL": redis_url,
         "INGEST_BATCH_SECONDS": "1",
         "SVD_EPOCHS": "10",
+        # 300 users over 10 days is too little for any model to beat popularity (the neural
+        # model measures 0.9-1.0x its NDCG@20 here), so the gate's margin over popularity
+        # is relaxed: this test is about the path; tests/test_gate.py judges models.
+        "GATE_MIN_LIFT": "-0.5",
     }
 
 
@@ -110,7 +114,12 @@ def test_stream_to_service(
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     version = client.get(rediskeys.ACTIVE)
     meta = client.hgetall(rediskeys.meta(version))
-    assert meta["algorithm"] == "svd"
+    assert meta["algorithm"] == "multdae"
+    decisions = [
+        json.loads(line) for line in run(["-m", "training", "decisions"], pipeline_env).splitlines()
+    ]
+    assert [d["promoted"] for d in decisions] == [True]
+    assert meta["model_version"] == decisions[0]["candidate"] == decisions[0]["production_after"]
     seen = history(lines)
     assert int(meta["users"]) == len(seen)
 
@@ -145,8 +154,10 @@ def test_dag_shape(tmp_path: Path) -> None:
         "dag_id": "recsys_retrain",
         "tasks": {
             "pick_snapshot": ["train"],
-            "train": ["precompute_and_publish"],
+            "train": ["evaluate"],
+            "evaluate": ["gate"],
+            "gate": ["precompute_and_publish"],
             "precompute_and_publish": [],
         },
-        "params": ["algorithm", "snapshot_id"],
+        "params": ["algorithm", "allow_suspect", "snapshot_id"],
     }

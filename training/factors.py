@@ -4,6 +4,10 @@ Scores for a block of users are one dense matrix product, ``P[rows] @ Q.T + b``,
 what lets precompute score a million users fast. SVD's factors, a neural model's user
 embeddings and output layer, and popularity (zero-width factors, bias = log popularity) all
 fit this form, so precompute never needs to know which algorithm it runs.
+
+A model that also predicts ratings (SVD) carries the rest of its formula, ``mu + b_u``, in
+the optional rating fields; ranking ignores them (they are constant per user), the offline
+RMSE/MAE use them.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ class FactorModel:
     user_factors: np.ndarray  # float32 [users, d]
     item_factors: np.ndarray  # float32 [items, d]
     item_bias: np.ndarray  # float32 [items]
+    # Only for rating predictors: rating = mu + b_u + b_i + p_u . q_i, clipped to the range.
+    user_bias: np.ndarray | None = None  # float32 [users]
+    global_mean: float | None = None
+    rating_range: tuple[float, float] | None = None
+
+    @property
+    def predicts_ratings(self) -> bool:
+        return self.user_bias is not None and self.global_mean is not None
 
     def user_rows(self, user_ids: np.ndarray) -> np.ndarray:
         """Row of each user in this model, -1 for users it has never seen."""
@@ -38,7 +50,29 @@ class FactorModel:
         scores += self.item_bias
         return scores
 
+    def predict_ratings(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Predicted ratings of (user row, item index) pairs; row -1 is a user never seen,
+        who gets ``mu + b_i`` as surprise does. Only for models with ``predicts_ratings``."""
+        if self.user_bias is None or self.global_mean is None:
+            raise ValueError(f"{self.algorithm} does not predict ratings")
+        known = rows >= 0
+        safe = np.where(known, rows, 0)
+        dot = np.einsum("ij,ij->i", self.user_factors[safe], self.item_factors[items])
+        est = (
+            self.global_mean
+            + self.item_bias[items]
+            + np.where(known, self.user_bias[safe] + dot, 0)
+        )
+        if self.rating_range is not None:
+            est = np.clip(est, *self.rating_range)
+        return est.astype(np.float64)
+
     def save(self, directory: Path) -> None:
+        rating: dict[str, np.ndarray] = {}
+        if self.user_bias is not None and self.global_mean is not None:
+            rating = {"user_bias": self.user_bias, "global_mean": np.array(self.global_mean)}
+            if self.rating_range is not None:
+                rating["rating_range"] = np.array(self.rating_range, dtype=np.float64)
         np.savez(
             directory / ARTIFACT,
             algorithm=np.array(self.algorithm),
@@ -47,6 +81,7 @@ class FactorModel:
             user_factors=self.user_factors,
             item_factors=self.item_factors,
             item_bias=self.item_bias,
+            **rating,
         )
 
     @classmethod
@@ -59,4 +94,7 @@ class FactorModel:
                 user_factors=z["user_factors"],
                 item_factors=z["item_factors"],
                 item_bias=z["item_bias"],
+                user_bias=z.get("user_bias"),
+                global_mean=float(z["global_mean"]) if "global_mean" in z else None,
+                rating_range=tuple(z["rating_range"].tolist()) if "rating_range" in z else None,
             )

@@ -34,11 +34,30 @@ class Interactions:
 
     @classmethod
     def from_snapshot(cls, snapshot: Snapshot) -> Interactions:
-        ratings, watches = snapshot.ratings, snapshot.watches
-        user_ids = np.union1d(ratings["user_id"].to_numpy(), watches["user_id"].to_numpy())
-        item_ids = np.union1d(
-            ratings["movie_id"].to_numpy(dtype=object), watches["movie_id"].to_numpy(dtype=object)
-        ).astype(object)
+        return cls.from_frames(snapshot.ratings, snapshot.watches)
+
+    @classmethod
+    def from_frames(
+        cls,
+        ratings: pd.DataFrame,
+        watches: pd.DataFrame,
+        *,
+        user_ids: np.ndarray | None = None,
+        item_ids: np.ndarray | None = None,
+    ) -> Interactions:
+        """Index a snapshot's two tables (columns user_id, movie_id[, rating]).
+
+        ``user_ids``/``item_ids`` fix the index instead of deriving it from the rows: the
+        evaluation trains on part of the data but must keep the whole catalogue's index, so
+        that every model ranks the same movies. They must be sorted and cover every row.
+        """
+        if user_ids is None:
+            user_ids = np.union1d(ratings["user_id"].to_numpy(), watches["user_id"].to_numpy())
+        if item_ids is None:
+            item_ids = np.union1d(
+                ratings["movie_id"].to_numpy(dtype=object),
+                watches["movie_id"].to_numpy(dtype=object),
+            ).astype(object)
         pairs = pd.concat(
             [ratings[["user_id", "movie_id"]], watches[["user_id", "movie_id"]]],
             ignore_index=True,

@@ -2,7 +2,12 @@
 
 A version appears through an atomic rename of a finished directory, so a reader never sees a
 half-written model. The metadata says what produced it: algorithm, parameters, training
-snapshot, code version, fit time.
+snapshot, code version, fit time, and, once the gate's evaluation has run, its offline
+metrics and those of the yardsticks it was judged against.
+
+Beside the versions: ``production.json`` names the model production serves (moved only by
+``training.gate``, by an atomic replace), and ``decisions.jsonl`` logs every gate decision
+with its reasons, one JSON object a line, appended.
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from training.factors import FactorModel
 
 META = "meta.json"
+PRODUCTION = "production.json"
+DECISIONS = "decisions.jsonl"
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,8 @@ class ModelMeta:
     fit_seconds: float
     users: int
     items: int
+    metrics: dict = field(default_factory=dict)  # the protocol's figures on its snapshot
+    evaluation: dict = field(default_factory=dict)  # protocol, yardsticks' figures, split
 
 
 def code_version() -> str:
@@ -102,3 +111,42 @@ class ModelRegistry:
     def load(self, version: str | None = None) -> tuple[FactorModel, ModelMeta]:
         meta = self.meta(version)
         return FactorModel.load(self.dir / meta.version), meta
+
+    def record_evaluation(self, version: str, metrics: dict, evaluation: dict) -> ModelMeta:
+        """Add the offline evaluation to a model's metadata (the artifact never changes)."""
+        meta = self.meta(version)
+        updated = ModelMeta(**{**asdict(meta), "metrics": metrics, "evaluation": evaluation})
+        _write_atomic(self.dir / version / META, json.dumps(asdict(updated), indent=2) + "\n")
+        return updated
+
+    def production(self) -> ModelMeta | None:
+        """The model production serves, or None before the gate ever promoted one."""
+        path = self.dir / PRODUCTION
+        if not path.exists():
+            return None
+        return self.meta(json.loads(path.read_text())["version"])
+
+    def set_production(self, version: str) -> None:
+        """Point production at ``version``: one atomic replace of ``production.json``."""
+        self.meta(version)  # it must exist
+        pointer = {"version": version, "since": datetime.now(UTC).isoformat()}
+        _write_atomic(self.dir / PRODUCTION, json.dumps(pointer) + "\n")
+
+    def log_decision(self, decision: dict) -> None:
+        """Append one gate decision to the log (a single write of one line)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with (self.dir / DECISIONS).open("a") as log:
+            log.write(json.dumps(decision) + "\n")
+
+    def decisions(self) -> list[dict]:
+        """Every gate decision, oldest first."""
+        path = self.dir / DECISIONS
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -5,31 +5,46 @@ from __future__ import annotations
 import logging
 import time
 
+from ingest.settings import snapshot_location
 from ingest.snapshot import SnapshotStore
 from training.algorithm import Algorithm
 from training.interactions import Interactions
+from training.neural import MultDAE
 from training.popularity import Popularity
+from training.random_scores import RandomScores
 from training.registry import ModelMeta, ModelRegistry
 from training.settings import Settings
 from training.svd import SVD
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS: dict[str, type[Algorithm]] = {"svd": SVD, "popularity": Popularity}
+# Every model there is, weakest first (the leaderboard's order). torch and surprise are
+# imported inside fit(), so this table is cheap to import.
+ALGORITHMS: dict[str, type[Algorithm]] = {
+    "random": RandomScores,
+    "popularity": Popularity,
+    "svd": SVD,
+    "multdae": MultDAE,
+}
+DEFAULT_ALGORITHM = "multdae"
 
 
-def make_algorithm(name: str, settings: Settings) -> Algorithm:
+def make_algorithm(name: str, settings: Settings, params: dict | None = None) -> Algorithm:
+    """The algorithm ``name`` configured from ``settings``, or rebuilt from recorded params."""
     if name not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {name!r}; choose from {sorted(ALGORITHMS)}")
-    return ALGORITHMS[name].from_settings(settings)
+    cls = ALGORITHMS[name]
+    return cls.from_settings(settings) if params is None else cls.from_params(params, settings)
 
 
 def train(
-    algorithm: str = "svd", snapshot_id: str | None = None, settings: Settings | None = None
+    algorithm: str = DEFAULT_ALGORITHM,
+    snapshot_id: str | None = None,
+    settings: Settings | None = None,
 ) -> ModelMeta:
     """Fit ``algorithm`` on a snapshot (default: the latest) and save it as a new version."""
     settings = settings or Settings.from_env()
-    snapshot = SnapshotStore(settings.data_dir).load(snapshot_id)
+    snapshot = SnapshotStore(snapshot_location(settings.data_dir)).load(snapshot_id)
     data = Interactions.from_snapshot(snapshot)
     algo = make_algorithm(algorithm, settings)
     started = time.perf_counter()
