@@ -3,7 +3,7 @@
 1. start Redis and a Kafka-protocol broker (Tansu) on loopback ports;
 2. simulate a few thousand users' watch/rate traffic into the ``movielog`` topic;
 3. consume it into the journal and cut a snapshot (``python -m ingest``);
-4. run the ``recsys_retrain`` Airflow DAG with ``dag.test()``: train SVD, precompute, publish;
+4. run the ``recsys_retrain`` Airflow DAG with ``dag.test()``: train, evaluate, gate, precompute, publish;
 5. serve ``GET /recommend/<userid>`` with gunicorn on 127.0.0.1:8082 until Ctrl-C,
    then stop everything it started.
 """
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         step("consuming the stream into a validated journal and cutting a snapshot")
         run([python, "-m", "ingest", "consume", "--idle", "3", "--snapshot"], env)
 
-        step("running the recsys_retrain Airflow DAG (dag.test): train SVD, precompute, publish")
+        step("running the recsys_retrain Airflow DAG (dag.test): train, evaluate, gate, publish")
         run([python, "-m", "devstack.retrain"], env, log=data_dir / "retrain.log")
         run([python, "-m", "precompute", "status"], env)
         if args.no_serve:
