@@ -3,7 +3,8 @@
 1. start Redis and a Kafka-protocol broker (Tansu) on loopback ports;
 2. simulate a few thousand users' watch/rate traffic into the ``movielog`` topic;
 3. consume it into the journal and cut a snapshot (``python -m ingest``);
-4. run the ``recsys_retrain`` Airflow DAG with ``dag.test()``: train, evaluate, gate, precompute, publish;
+4. run the ``recsys_retrain`` Airflow DAG with ``dag.test()``: train, evaluate, gate,
+   precompute, publish;
 5. serve ``GET /recommend/<userid>`` with gunicorn on 127.0.0.1:8082 until Ctrl-C,
    then stop everything it started.
 """
