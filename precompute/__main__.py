@@ -1,4 +1,5 @@
-"""``python -m precompute``: publish every user's list, roll back, show what is live."""
+"""``python -m precompute``: publish every user's list, in one process or shard by shard;
+roll back; show what is live. Every command prints one JSON object on stdout."""
 
 from __future__ import annotations
 
@@ -10,43 +11,83 @@ import sys
 from precompute.settings import Settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m precompute",
         description="Precompute 20 movies per user into Redis and manage published versions. "
-        "Configuration comes from the environment (see precompute/settings.py).",
+        "One process: `run`. Sharded (e.g. Airflow mapped tasks): `begin --shards K`, then "
+        "`run --shard i/K --version V` for every i (any order, any worker, retries are "
+        "harmless), then `finalize --version V`. Configuration comes from the environment "
+        "(see precompute/settings.py).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="score every user and publish a new version")
-    run.add_argument("--model", default=None, help="model version (default: the newest)")
+    run = sub.add_parser("run", help="score users and publish (all of them, or one shard)")
+    run.add_argument("--model", default=None, help="model version (default: production)")
+    run.add_argument("--shard", default=None, metavar="i/K", help="only shard i of K")
+    run.add_argument("--version", default=None, help="the pending version (with --shard)")
+    begin = sub.add_parser("begin", help="open a pending version; prints its name")
+    begin.add_argument("--model", default=None, help="model version (default: production)")
+    begin.add_argument("--shards", type=int, default=None, help="K (default $PRECOMPUTE_SHARDS)")
+    finalize = sub.add_parser("finalize", help="verify every shard of a version and switch")
+    finalize.add_argument("--version", required=True)
     sub.add_parser("rollback", help="switch back to the previously published version")
-    sub.add_parser("status", help="show the active version and its metadata")
-    args = parser.parse_args(argv)
+    sub.add_parser("status", help="show the active version, the kept ones and their metadata")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
-    if args.command == "run":
-        from precompute.job import precompute_and_publish
 
-        print(json.dumps(precompute_and_publish(args.model, settings).as_dict()))
-        return 0
+    from precompute import publish, stages
 
-    import redis
+    try:
+        if args.command == "run" and args.shard is None:
+            from precompute.job import precompute_and_publish
 
-    from precompute import publish
-    from service import rediskeys
+            if args.version:
+                parser.error("--version goes with --shard")
+            result = precompute_and_publish(args.model, settings).as_dict()
+        elif args.command == "run":
+            from dataclasses import asdict
 
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    if args.command == "rollback":
-        try:
-            print(json.dumps({"active": publish.rollback(client)}))
-        except publish.PublishError as exc:
-            print(f"rollback refused: {exc}", file=sys.stderr)
-            return 1
-    else:
-        version = publish.active(client)
-        meta = client.hgetall(rediskeys.meta(version)) if version else {}
-        print(json.dumps({"active": version, "versions": publish.versions(client), "meta": meta}))
+            from precompute.shard import Shard
+
+            if not args.version:
+                parser.error("--shard needs --version (from `begin`)")
+            if args.model:
+                parser.error("a shard scores with the model its version was begun for")
+            result = asdict(stages.run_shard(settings, args.version, Shard.parse(args.shard)))
+            result.pop("sample")
+        elif args.command == "begin":
+            from precompute.job import resolve_model_version
+
+            shards = args.shards or settings.shards
+            inputs = stages.Inputs.load(settings, resolve_model_version(settings, args.model))
+            version = stages.begin(settings, inputs, shards)
+            result = {"version": version, "model_version": inputs.meta.version, "shards": shards}
+        elif args.command == "finalize":
+            from dataclasses import asdict
+
+            result = asdict(stages.finalize(settings, args.version))
+        elif args.command == "rollback":
+            client = stages.connect(settings)
+            try:
+                result = {"active": publish.rollback(client, settings.rollback_grace_seconds)}
+            finally:
+                client.close()
+        else:
+            client = stages.connect(settings)
+            try:
+                result = publish.status(client)
+            finally:
+                client.close()
+    except publish.PublishError as exc:
+        print(f"{args.command} refused: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
     return 0
 
 

@@ -6,13 +6,9 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-import redis
-
-from ingest.snapshot import SnapshotStore
-from precompute.bodies import cold_start_body, user_bodies
-from precompute.publish import publish
+from precompute import stages
 from precompute.settings import Settings
-from training.interactions import Interactions
+from precompute.shard import Shard
 from training.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -26,6 +22,7 @@ class PrecomputeReport:
     users: int
     removed_versions: list[str]
     seconds: float
+    bytes_per_user: float | None = None  # Redis memory the version added, per user
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -34,35 +31,37 @@ class PrecomputeReport:
 def precompute_and_publish(
     model_version: str | None = None, settings: Settings | None = None
 ) -> PrecomputeReport:
-    """Score every user of the model's training snapshot and publish the lists atomically."""
+    """Score every user of the model's training snapshot and publish the lists atomically.
+
+    Without ``model_version`` it publishes the production model (the one the gate last
+    promoted); before the gate has promoted any, the newest model, with a warning.
+    """
     settings = settings or Settings.from_env()
     started = time.perf_counter()
-    model, meta = ModelRegistry(settings.data_dir).load(model_version)
-    snapshot = SnapshotStore(settings.data_dir).load(meta.snapshot_id)
-    data = Interactions.from_snapshot(snapshot)
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        result = publish(
-            client,
-            user_bodies(model, data, block_size=settings.block_size),
-            default_body=cold_start_body(data),
-            meta={
-                "model_version": meta.version,
-                "algorithm": meta.algorithm,
-                "snapshot_id": snapshot.snapshot_id,
-            },
-            batch=settings.publish_batch,
-            keep=settings.keep_versions,
-        )
-    finally:
-        client.close()
+    inputs = stages.Inputs.load(settings, resolve_model_version(settings, model_version))
+    version = stages.begin(settings, inputs, shards=1)
+    stages.run_shard(settings, version, Shard(0, 1), inputs)
+    result = stages.finalize(settings, version)
     report = PrecomputeReport(
         version=result.version,
-        model_version=meta.version,
-        snapshot_id=snapshot.snapshot_id,
+        model_version=inputs.meta.version,
+        snapshot_id=inputs.meta.snapshot_id,
         users=result.users,
         removed_versions=result.removed,
         seconds=round(time.perf_counter() - started, 3),
+        bytes_per_user=result.bytes_per_user,
     )
     log.info("published %s", report)
     return report
+
+
+def resolve_model_version(settings: Settings, model_version: str | None) -> str | None:
+    """The model to publish: the one asked for; else the production model (the one the gate
+    last promoted); before the gate has promoted any, the newest (None), with a warning."""
+    if model_version is None:
+        production = ModelRegistry(settings.data_dir).production()
+        if production is None:
+            log.warning("no production model (the gate promoted none): publishing the newest")
+        else:
+            model_version = production.version
+    return model_version

@@ -1,42 +1,45 @@
-"""Top-k selection against a naive reference, and publishing against a real Redis."""
+"""Selection, scoring, rules and sharding against naive per-user references (no Redis here;
+publishing is in test_precompute_publish.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import redis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import sparse
 
-from precompute import publish
-from precompute.bodies import user_bodies
+from precompute.bodies import Catalogue, cold_start_body, user_bodies
+from precompute.rules import LabelCap, apply_rules, prefix_labels, year_labels
+from precompute.shard import Shard, rows_of, shard_of
 from precompute.topn import exclude_seen, top_k
-from service import rediskeys
 from service.response import parse_body
 from training.factors import FactorModel
 from training.interactions import Interactions
 
+K = 20
+
 
 def naive_top_k(row: np.ndarray, seen: set[int], k: int) -> list[int]:
     """The obvious reference: sort every unseen item by (-score, index)."""
-    candidates = [(-float(s), i) for i, s in enumerate(row) if i not in seen]
+    candidates = [(-float(s), i) for i, s in enumerate(row) if i not in seen and s != -np.inf]
     return [i for _, i in sorted(candidates)[:k]]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     hnp.arrays(
-        np.float32,
-        st.tuples(st.integers(1, 6), st.integers(1, 40)),
-        # Few distinct values: ties are the hard case.
-        elements=st.sampled_from([0.0, 0.5, 1.0, 2.0, -3.0]),
+        st.sampled_from([np.float32, np.float64]),
+        st.tuples(st.integers(1, 6), st.integers(1, 200)),
+        # Few distinct values: ties are the hard case; -0.0 ties with 0.0, -inf is excluded.
+        elements=st.sampled_from([0.0, -0.0, 0.5, 1.0, 2.0, -3.0, np.inf, -np.inf]),
     ),
     st.integers(1, 25),
+    st.integers(1, 8),
     st.randoms(use_true_random=False),
 )
-def test_top_k_matches_naive_reference(scores: np.ndarray, k: int, rnd) -> None:
+def test_top_k_matches_naive_reference(scores: np.ndarray, k: int, group: int, rnd) -> None:
     n_rows, n_items = scores.shape
     seen_sets = [{i for i in range(n_items) if rnd.random() < 0.3} for _ in range(n_rows)]
     seen = sparse.csr_matrix(
@@ -44,106 +47,171 @@ def test_top_k_matches_naive_reference(scores: np.ndarray, k: int, rnd) -> None:
     )
     work = scores.copy()
     exclude_seen(work, seen)
-    got = top_k(work, k)
+    got = top_k(work, k, group=group)
     for r in range(n_rows):
         expected = naive_top_k(scores[r], seen_sets[r], k)
         assert got[r].tolist() == expected + [-1] * (k - len(expected))
 
 
-def small_model(n_users: int = 30, n_items: int = 60, seed: int = 0):
+def test_top_k_fast_path_on_distinct_scores_matches_sorting() -> None:
+    """Real-valued scores, the shape precompute sees: every row takes the grouped path."""
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(300, 2711)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.05] = -np.inf
+    expected = np.lexsort((np.broadcast_to(np.arange(2711), scores.shape), -scores), axis=1)
+    assert (top_k(scores, K) == expected[:, :K]).all()
+
+
+def test_top_k_refuses_nan() -> None:
+    scores = np.zeros((3, 500), dtype=np.float32)
+    scores[1, 77] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        top_k(scores, K)
+
+
+# --- scoring: whole bodies against a per-user reference ------------------------------------
+
+
+WORDS = ("alien", "heat", "star", "up")  # title prefixes, for the franchise rule
+
+
+def small_case(kind: str, n_users: int = 150, n_items: int = 1500, seed: int = 0):
+    """A model whose float32 scores are exact whatever the BLAS path (dyadic factors with few
+    bits), so a per-user reference can demand identical lists. ``ints`` makes ties common."""
     rng = np.random.default_rng(seed)
     user_ids = np.arange(1, n_users + 1, dtype=np.int64) * 7
-    item_ids = np.array([f"movie+{i}+2000" for i in range(n_items)], dtype=object)
-    item_ids.sort()
-    seen = sparse.random(n_users, n_items, density=0.2, random_state=seed, format="csr")
+    names = [f"{WORDS[i % 4]}+{i}+{1990 + i % 30}" for i in range(n_items)]
+    item_ids = np.array(sorted(names), dtype=object)
+    seen = sparse.random(n_users, n_items, density=0.05, random_state=seed, format="lil")
+    seen[0, :] = 1  # the first user has seen everything
+    seen[1, 5:] = 1  # the second all but five
+    seen = sparse.csr_matrix(seen, dtype=np.int8)
     seen.data[:] = 1
-    data = Interactions(user_ids, item_ids, None, seen.astype(np.int8))
+    data = Interactions(user_ids, item_ids, None, seen)
+    known = n_users - 6  # the last six users are unknown to the model
+
+    def factors(*shape: int) -> np.ndarray:
+        if kind == "ints":
+            return rng.integers(-2, 3, size=shape).astype(np.float32)
+        return (rng.integers(-512, 512, size=shape) / 1024).astype(np.float32)
+
     model = FactorModel(
-        "test",
-        user_ids[: n_users - 5],  # the last five users are unknown to the model
-        item_ids,
-        rng.normal(size=(n_users - 5, 8)).astype(np.float32),
-        rng.normal(size=(n_items, 8)).astype(np.float32),
-        rng.normal(size=n_items).astype(np.float32),
+        "test", user_ids[:known], item_ids, factors(known, 8), factors(n_items, 8), factors(n_items)
     )
     return model, data
 
 
-@pytest.mark.parametrize("block_size", [1, 7, 1000])
-def test_user_bodies_match_per_user_reference(block_size: int) -> None:
-    model, data = small_model()
-    bodies = dict(user_bodies(model, data, block_size=block_size))
-    assert sorted(bodies) == sorted(data.user_ids.tolist())
-    popularity = np.log1p(data.popularity()).astype(np.float32)
-    for u, user_id in enumerate(data.user_ids):
+def reference_lists(model: FactorModel, data: Interactions, rules=(), pool: int = 60):
+    """Per user, in float64: unseen movies by (-score, index); unknown users by popularity;
+    the rules applied greedily to the first ``pool``; short lists topped up by popularity."""
+    popularity = data.popularity().astype(np.float64)
+    by_popularity = sorted(range(data.n_items), key=lambda i: (-popularity[i], i))
+    lists = {}
+    for u, user_id in enumerate(data.user_ids.tolist()):
         row = model.user_rows(np.array([user_id]))[0]
-        scores = model.score_block(np.array([row]))[0] if row >= 0 else popularity
-        seen = set(data.seen[u].indices.tolist())
-        expected = [data.item_ids[i] for i in naive_top_k(scores, seen, 20)]
-        assert parse_body(bodies[int(user_id)]) == expected
+        if row >= 0:
+            p = model.user_factors[row].astype(np.float64)
+            scores = model.item_factors.astype(np.float64) @ p + model.item_bias
+        else:
+            scores = popularity
+        ranked = naive_top_k(scores, set(data.seen[u].indices.tolist()), pool if rules else K)
+        chosen: list[int] = []
+        for item in ranked:
+            if len(chosen) < K and all(
+                sum(r.labels[c] == r.labels[item] for c in chosen) < r.limit for r in rules
+            ):
+                chosen.append(item)
+        chosen += [i for i in by_popularity if i not in chosen][: K - len(chosen)]
+        lists[user_id] = [data.item_ids[i] for i in chosen]
+    return lists
 
 
-def test_a_user_who_saw_everything_still_gets_twenty_unique() -> None:
-    model, data = small_model(n_items=25)
-    seen = data.seen.tolil()
-    seen[0, :] = 1
-    data = Interactions(data.user_ids, data.item_ids, None, seen.tocsr())
-    body = dict(user_bodies(model, data))[int(data.user_ids[0])]
-    movies = parse_body(body)
-    assert len(movies) == 20
-    assert len(set(movies)) == 20
+@pytest.mark.parametrize(
+    ("kind", "block_size", "threads"), [("dyadic", 1000, 1), ("dyadic", 7, 2), ("ints", 16, 2)]
+)
+def test_user_bodies_match_per_user_reference(kind: str, block_size: int, threads: int) -> None:
+    model, data = small_case(kind)
+    bodies = dict(user_bodies(model, data, block_size=block_size, threads=threads))
+    assert sorted(bodies) == data.user_ids.tolist()
+    expected = reference_lists(model, data)
+    for user_id, body in bodies.items():
+        assert parse_body(body.decode()) == expected[user_id], user_id
 
 
-def publish_lists(client: redis.Redis, tag: str, users: int = 100) -> publish.Published:
-    bodies = ((u, f"{tag}+{u}+2000") for u in range(1, users + 1))
-    return publish.publish(
-        client, bodies, default_body=f"{tag}+default+2000", meta={"model_version": tag}, batch=16
-    )
+def test_every_list_has_twenty_unique_unseen_movies_when_there_are_enough() -> None:
+    model, data = small_case("ints")
+    bodies = dict(user_bodies(model, data))
+    for u, user_id in enumerate(data.user_ids.tolist()):
+        movies = parse_body(bodies[user_id].decode())
+        assert len(movies) == K
+        assert len(set(movies)) == K
+        unseen = set(data.item_ids[np.setdiff1d(np.arange(data.n_items), data.seen[u].indices)])
+        assert set(movies) <= unseen or len(unseen) < K  # users 0 and 1 saw nearly everything
+    assert set(data.item_ids[:5]) <= set(parse_body(bodies[int(data.user_ids[1])].decode()))
 
 
-def test_publish_switches_atomically_and_keeps_one_for_rollback(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    first = publish_lists(client, "a")
-    assert first.users == 100
-    assert publish.active(client) == first.version
-    assert client.get(rediskeys.user(first.version, 42)) == "a+42+2000"
-    assert client.get(rediskeys.default(first.version)) == "a+default+2000"
-    meta = client.hgetall(rediskeys.meta(first.version))
-    assert meta["model_version"] == "a"
-    assert meta["users"] == "100"
-
-    second = publish_lists(client, "b")
-    third = publish_lists(client, "c")
-    assert publish.active(client) == third.version
-    assert publish.versions(client) == [second.version, third.version]
-    assert third.removed == [first.version]
-    assert not client.keys(rediskeys.version_pattern(first.version))
-
-    assert publish.rollback(client) == second.version
-    assert publish.active(client) == second.version
-    assert client.get(rediskeys.user(second.version, 42)) == "b+42+2000"
-    assert not client.keys(rediskeys.version_pattern(third.version))
-    with pytest.raises(publish.PublishError):
-        publish.rollback(client)
+def test_shards_partition_the_users_and_give_the_same_bodies() -> None:
+    model, data = small_case("dyadic")
+    whole = dict(user_bodies(model, data))
+    parts: dict[int, bytes] = {}
+    for shard in Shard.all(3):
+        part = dict(user_bodies(model, data, users=rows_of(data.user_ids, shard), block_size=5))
+        assert not set(part) & set(parts)
+        parts.update(part)
+    assert parts == whole
 
 
-def test_crashed_publish_leaves_active_untouched_and_is_cleaned_up(redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    good = publish_lists(client, "good")
+def test_rules_cap_labels_greedily_like_the_reference() -> None:
+    model, data = small_case("dyadic", n_items=600)
+    rules = [
+        LabelCap("year", year_labels(data.item_ids), 2),
+        LabelCap("prefix", prefix_labels(data.item_ids, 1), 6),
+    ]
+    bodies = dict(user_bodies(model, data, rules=rules, pool=60, threads=2))
+    expected = reference_lists(model, data, rules, pool=60)
+    for user_id, body in bodies.items():
+        movies = parse_body(body.decode())
+        assert movies == expected[user_id]
+        if user_id > 14:  # users 0 and 1 (ids 7, 14) are topped up past the rules
+            years = [m.rsplit("+", 1)[1] for m in movies]
+            assert max(years.count(y) for y in years) <= 2
+            words = [m.split("+", 1)[0] for m in movies]
+            assert max(words.count(w) for w in WORDS) <= 6
+    cold = parse_body(cold_start_body(data, rules).decode())
+    assert len(cold) == K
+    years = [m.rsplit("+", 1)[1] for m in cold]
+    assert max(years.count(y) for y in years) <= 2
 
-    def exploding_bodies():
-        for u in range(1, 50):
-            yield u, f"bad+{u}+2000"
-        raise RuntimeError("scoring crashed mid-publish")
 
-    with pytest.raises(RuntimeError):
-        publish.publish(client, exploding_bodies(), default_body="x+2000", meta={}, batch=8)
-    assert publish.active(client) == good.version
-    assert client.get(rediskeys.user(good.version, 1)) == "good+1+2000"
-    leftovers = [k for k in client.keys("rec:*:u:*") if not k.startswith(f"rec:{good.version}:")]
-    assert leftovers  # the crash left partial keys behind...
+def test_apply_rules_pads_when_candidates_run_out() -> None:
+    labels = np.array([0, 0, 0, 1, 1])
+    ranked = np.array([[0, 1, 2, 3, 4, -1], [4, 3, -1, -1, -1, -1]])
+    got = apply_rules(ranked, [LabelCap("x", labels, 1)], 3)
+    assert got.tolist() == [[0, 3, -1], [4, -1, -1]]
 
-    publish_lists(client, "next")
-    leftovers = [k for k in client.keys("rec:*") if k.split(":")[1] not in publish.versions(client)]
-    assert set(leftovers) <= {rediskeys.ACTIVE, rediskeys.VERSIONS}  # ...the next run removed them
-    assert not client.smembers(publish.PENDING)
+
+def test_catalogue_refuses_ids_that_would_break_the_body() -> None:
+    with pytest.raises(ValueError, match="bad movie ID"):
+        Catalogue(np.array(["ok+2000", "comma,inside+2000"], dtype=object))
+    catalogue = Catalogue(np.array(["a+2000", "b+2001", "c+2002"], dtype=object))
+    assert catalogue.bodies(np.array([[2, 0, 1], [1, -1, 0]])) == [
+        b"c+2002,a+2000,b+2001",
+        b"b+2001,a+2000",
+    ]
+    with pytest.raises(ValueError, match="duplicate"):
+        catalogue.bodies(np.array([[1, 1, 0]]))
+
+
+def test_shard_assignment_is_a_stable_crc32_of_the_decimal_id() -> None:
+    users = np.array([1, 2, 3, 42, 12345, 999999999])
+    # Pinned: workers on other machines (or in other languages) must agree forever.
+    assert shard_of(users, 4).tolist() == [3, 1, 3, 0, 0, 0]
+    assert shard_of(users, 7).tolist() == [2, 0, 6, 3, 1, 4]
+    many = np.arange(1, 5000) * 13
+    rows = [rows_of(many, s) for s in Shard.all(4)]
+    assert sorted(np.concatenate(rows).tolist()) == list(range(len(many)))
+    assert min(map(len, rows)) > 1000  # and roughly even
+    assert Shard.parse(" 2/5 ") == Shard(2, 5)
+    for bad in ("5/5", "-1/3", "1-3", "1/0"):
+        with pytest.raises(ValueError):
+            Shard.parse(bad)
