@@ -1,4 +1,6 @@
-"""Retrain and republish: pick a snapshot -> train -> evaluate -> gate -> precompute + publish.
+"""Retrain and republish: pick a snapshot -> train -> evaluate -> gate -> begin a version ->
+precompute every user shard (dynamic task mapping, PRECOMPUTE_SHARDS) -> finalize (verify,
+atomic switch).
 
 The gate (``training.gate``) lets a candidate through only if the offline evaluation says it
 is at least as good as the production model and clearly better than popularity; a refused
@@ -17,7 +19,11 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-DEFAULT_ARGS = {"retries": 2, "retry_delay": timedelta(minutes=2)}
+# Each task is retried (RECSYS_TASK_RETRIES, default 2) after RECSYS_RETRY_DELAY_SECONDS (120).
+DEFAULT_ARGS = {
+    "retries": int(os.environ.get("RECSYS_TASK_RETRIES", "2")),
+    "retry_delay": timedelta(seconds=int(os.environ.get("RECSYS_RETRY_DELAY_SECONDS", "120"))),
+}
 # training.train.ALGORITHMS' keys (a test keeps them in step; importing it here would make
 # parsing the DAG import pandas and scipy).
 ALGORITHM_CHOICES = ["multdae", "svd", "popularity", "random"]
@@ -81,13 +87,28 @@ def recsys_retrain() -> None:
         decision = gate(model_version)
         return model_version if decision.promoted else ""
 
-    @task(execution_timeout=timedelta(hours=2))
-    def precompute_and_publish(model_version: str) -> dict:
-        from precompute.job import precompute_and_publish
+    @task(execution_timeout=timedelta(hours=1))
+    def begin_publish(model_version: str) -> list[dict]:
+        """A pending version in Redis for the promoted model: one job per user shard."""
+        from precompute.job import begin_publish
 
-        return precompute_and_publish(model_version).as_dict()
+        return begin_publish(model_version)
 
-    precompute_and_publish(gate(evaluate(train(pick_snapshot()))))
+    @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dag=4)
+    def precompute_shard(version: str, shard: str) -> dict:
+        from precompute.job import publish_shard
+
+        return publish_shard(version, shard)
+
+    @task(execution_timeout=timedelta(minutes=30))
+    def finalize_publish(jobs: list[dict]) -> dict:
+        """Verify every shard, then switch the service to the new version atomically."""
+        from precompute.job import finalize_publish
+
+        return finalize_publish(jobs[0]["version"])
+
+    jobs = begin_publish(gate(evaluate(train(pick_snapshot()))))
+    precompute_shard.expand_kwargs(jobs) >> finalize_publish(jobs)
 
 
 recsys_retrain()

@@ -65,3 +65,35 @@ def resolve_model_version(settings: Settings, model_version: str | None) -> str 
         else:
             model_version = production.version
     return model_version
+
+
+# The same publish split into the steps an orchestrator maps over (the Airflow DAG):
+# one ``begin``, one ``publish_shard`` per shard (in any order, retries harmless), one
+# ``finalize_publish``. Each takes and returns plain values, so they travel as XComs.
+
+
+def begin_publish(model_version: str | None = None, shards: int | None = None) -> list[dict]:
+    """Open a pending version for the (production) model; returns one job per shard,
+    ``{"version": ..., "shard": "i/K"}``, ready to be mapped over."""
+    settings = Settings.from_env()
+    count = shards or settings.shards
+    inputs = stages.Inputs.load(settings, resolve_model_version(settings, model_version))
+    version = stages.begin(settings, inputs, shards=count)
+    return [{"version": version, "shard": str(shard)} for shard in Shard.all(count)]
+
+
+def publish_shard(version: str, shard: str) -> dict:
+    """Score shard ``"i/K"``'s users with the version's model and write them into it."""
+    report = stages.run_shard(Settings.from_env(), version, Shard.parse(shard))
+    return {"shard": shard, "users": report.users}
+
+
+def finalize_publish(version: str) -> dict:
+    """Verify every shard and switch the service to ``version`` in one atomic step."""
+    result = stages.finalize(Settings.from_env(), version)
+    return {
+        "version": result.version,
+        "users": result.users,
+        "removed_versions": result.removed,
+        "bytes_per_user": result.bytes_per_user,
+    }

@@ -47,6 +47,8 @@ def pipeline_env(tmp_path: Path, bootstrap: str, topic: str, redis_url: str) -> 
         # model measures 0.9-1.0x its NDCG@20 here), so the gate's margin over popularity
         # is relaxed: this test is about the path; tests/test_gate.py judges models.
         "GATE_MIN_LIFT": "-0.5",
+        "PRECOMPUTE_SHARDS": "3",  # the DAG maps one task over each shard
+        "RECSYS_RETRY_DELAY_SECONDS": "1",  # the failing run below retries, but quickly
     }
 
 
@@ -115,6 +117,7 @@ def test_stream_to_service(
     version = client.get(rediskeys.ACTIVE)
     meta = client.hgetall(rediskeys.meta(version))
     assert meta["algorithm"] == "multdae"
+    assert meta["shards"] == "3"
     decisions = [
         json.loads(line) for line in run(["-m", "training", "decisions"], pipeline_env).splitlines()
     ]
@@ -122,6 +125,22 @@ def test_stream_to_service(
     assert meta["model_version"] == decisions[0]["candidate"] == decisions[0]["production_after"]
     seen = history(lines)
     assert int(meta["users"]) == len(seen)
+
+    # A run that fails (here: a snapshot that does not exist) publishes nothing: the
+    # version published above keeps serving.
+    missing = json.dumps({"snapshot_id": "20000101T000000000000Z"})
+    failed = subprocess.run(
+        [PY, "-m", "devstack.retrain", "--airflow-home", str(airflow_home), "--conf", missing],
+        check=False,
+        env=pipeline_env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout.splitlines()[-1])["state"] == "failed"
+    assert client.get(rediskeys.ACTIVE) == version
 
     base = request.getfixturevalue("service_url")
     default = parse_body(client.get(rediskeys.default(version)))
@@ -156,8 +175,10 @@ def test_dag_shape(tmp_path: Path) -> None:
             "pick_snapshot": ["train"],
             "train": ["evaluate"],
             "evaluate": ["gate"],
-            "gate": ["precompute_and_publish"],
-            "precompute_and_publish": [],
+            "gate": ["begin_publish"],
+            "begin_publish": ["finalize_publish", "precompute_shard"],
+            "precompute_shard": ["finalize_publish"],
+            "finalize_publish": [],
         },
         "params": ["algorithm", "allow_suspect", "snapshot_id"],
     }
