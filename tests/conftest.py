@@ -30,6 +30,14 @@ def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[Server]:
+    """A Redis of this test's own, which it may stop and start again (outage tests)."""
+    server = redis_server(free_port(), tmp_path / "private-redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_proc: Server) -> str:
     """A clean database on the session's Redis for each test."""
     url = f"redis://{LOOPBACK}:{redis_proc.port}/0"

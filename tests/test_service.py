@@ -30,7 +30,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
-from devstack.servers import LOOPBACK, free_port, redis_server, wait_for_port
+from devstack.servers import LOOPBACK, Server, free_port, wait_for_port
 from service import rediskeys, response, settings
 from service.api import BAD_USER_ID, STORE_KEY
 from service.app import create_app
@@ -456,71 +456,63 @@ def test_steady_state_costs_one_mget_per_request(
 
 
 def test_redis_dying_after_a_default_was_seen_answers_200_from_memory(
-    tmp_path: Path, make_client: Callable[..., FlaskClient]
+    make_client: Callable[..., FlaskClient], private_redis: Server
 ) -> None:
-    server = redis_server(free_port(), tmp_path / "redis").start()
-    try:
-        url = f"redis://{LOOPBACK}:{server.port}/0"
-        own = redis.Redis.from_url(url)
-        bodies = publish(own, "v7", {KNOWN_USER: movies("known")}, movies("popular"))
-        own.close()
-        client = make_client(
-            redis_url=url, version_refresh_seconds=0.05, redis_breaker_seconds=0.05
-        )
-        assert client.get(f"/recommend/{KNOWN_USER}").data == bodies[KNOWN_USER].encode()
-        errors_before = counter("recsys_service_fallbacks_total", cause="redis_error")
+    server = private_redis
+    url = f"redis://{LOOPBACK}:{server.port}/0"
+    own = redis.Redis.from_url(url)
+    bodies = publish(own, "v7", {KNOWN_USER: movies("known")}, movies("popular"))
+    own.close()
+    client = make_client(redis_url=url, version_refresh_seconds=0.05, redis_breaker_seconds=0.05)
+    assert client.get(f"/recommend/{KNOWN_USER}").data == bodies[KNOWN_USER].encode()
+    errors_before = counter("recsys_service_fallbacks_total", cause="redis_error")
 
-        server.stop()
-        for userid in (KNOWN_USER, UNKNOWN_USER, KNOWN_USER, UNKNOWN_USER):
-            started = time.monotonic()
-            resp = client.get(f"/recommend/{userid}")
-            assert time.monotonic() - started < 0.25
-            assert resp.status_code == 200
-            assert resp.data == response.format_body(movies("popular")).encode()
-            assert resp.headers["X-Model-Version"] == "v7"
-            assert resp.headers["X-Recommendation-Source"] == "fallback"
-            time.sleep(0.06)  # let the routing cache expire, so the refresh path fails too
-        assert counter("recsys_service_fallbacks_total", cause="redis_error") > errors_before
+    server.stop()
+    for userid in (KNOWN_USER, UNKNOWN_USER, KNOWN_USER, UNKNOWN_USER):
+        started = time.monotonic()
+        resp = client.get(f"/recommend/{userid}")
+        assert time.monotonic() - started < 0.25
+        assert resp.status_code == 200
+        assert resp.data == response.format_body(movies("popular")).encode()
+        assert resp.headers["X-Model-Version"] == "v7"
+        assert resp.headers["X-Recommendation-Source"] == "fallback"
+        time.sleep(0.06)  # let the routing cache expire, so the refresh path fails too
+    assert counter("recsys_service_fallbacks_total", cause="redis_error") > errors_before
 
-        server.start()  # Redis back, empty: publish again and expect personal answers
-        own = redis.Redis.from_url(url)
-        publish(own, "v8", {KNOWN_USER: movies("again")}, movies("popular"))
-        own.close()
-        time.sleep(0.1)  # past the breaker's pause and the refresh interval
-        resp = client.get(f"/recommend/{KNOWN_USER}")
-        assert resp.headers["X-Recommendation-Source"] == "personal"
-        assert resp.headers["X-Model-Version"] == "v8"
-    finally:
-        server.stop()
+    server.start()  # Redis back, empty: publish again and expect personal answers
+    own = redis.Redis.from_url(url)
+    publish(own, "v8", {KNOWN_USER: movies("again")}, movies("popular"))
+    own.close()
+    time.sleep(0.1)  # past the breaker's pause and the refresh interval
+    resp = client.get(f"/recommend/{KNOWN_USER}")
+    assert resp.headers["X-Recommendation-Source"] == "personal"
+    assert resp.headers["X-Model-Version"] == "v8"
 
 
 def test_slow_redis_times_out_fast_to_the_fallback(
-    tmp_path: Path, make_client: Callable[..., FlaskClient]
+    make_client: Callable[..., FlaskClient], private_redis: Server
 ) -> None:
     """CLIENT PAUSE makes a real Redis stop answering for a while: the slow-Redis case."""
-    server = redis_server(free_port(), tmp_path / "redis").start()
-    try:
-        url = f"redis://{LOOPBACK}:{server.port}/0"
-        own = redis.Redis.from_url(url)
-        bodies = publish(own, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-        client = make_client(redis_url=url, redis_timeout_ms=30, redis_breaker_seconds=0.1)
-        assert client.get(f"/recommend/{KNOWN_USER}").data == bodies[KNOWN_USER].encode()
-        timeouts_before = counter("recsys_service_redis_errors_total", error="TimeoutError")
+    server = private_redis
+    url = f"redis://{LOOPBACK}:{server.port}/0"
+    own = redis.Redis.from_url(url)
+    bodies = publish(own, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+    client = make_client(redis_url=url, redis_timeout_ms=30, redis_breaker_seconds=0.1)
+    assert client.get(f"/recommend/{KNOWN_USER}").data == bodies[KNOWN_USER].encode()
+    timeouts_before = counter("recsys_service_redis_errors_total", error="TimeoutError")
 
-        own.execute_command("CLIENT", "PAUSE", "400", "ALL")
-        started = time.monotonic()
-        resp = client.get(f"/recommend/{KNOWN_USER}")
-        assert time.monotonic() - started < 0.2  # one 30 ms timeout, not the 400 ms pause
-        assert resp.status_code == 200
-        assert resp.headers["X-Recommendation-Source"] == "fallback"
-        assert counter("recsys_service_redis_errors_total", error="TimeoutError") > timeouts_before
+    own.execute_command("CLIENT", "PAUSE", "400", "ALL")
+    started = time.monotonic()
+    resp = client.get(f"/recommend/{KNOWN_USER}")
+    assert time.monotonic() - started < 0.2  # one 30 ms timeout, not the 400 ms pause
+    assert resp.status_code == 200
+    assert resp.headers["X-Recommendation-Source"] == "fallback"
+    assert counter("recsys_service_redis_errors_total", error="TimeoutError") > timeouts_before
 
-        time.sleep(0.6)  # the pause is over, and so is the breaker's
-        resp = client.get(f"/recommend/{KNOWN_USER}")
-        assert resp.headers["X-Recommendation-Source"] == "personal"
-        own.close()
-    finally:
-        server.stop()
+    time.sleep(0.6)  # the pause is over, and so is the breaker's
+    resp = client.get(f"/recommend/{KNOWN_USER}")
+    assert resp.headers["X-Recommendation-Source"] == "personal"
+    own.close()
 
 
 def test_unreachable_redis_with_fallback_file_answers_200_from_the_file(

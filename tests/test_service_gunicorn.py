@@ -26,7 +26,7 @@ import redis
 import requests
 from kafka import KafkaConsumer, TopicPartition
 
-from devstack.servers import LOOPBACK, free_port, redis_server
+from devstack.servers import LOOPBACK, Server, free_port
 from service.api import STORE_KEY
 from service.app import create_app
 from service.kafkasink import KafkaSink
@@ -159,8 +159,10 @@ def hammer(base: str, users: list[int], stop: threading.Event, out: list[Reply])
             )
 
 
-def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(tmp_path: Path) -> None:
-    server = redis_server(free_port(), tmp_path / "redis").start()
+def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(
+    tmp_path: Path, private_redis: Server
+) -> None:
+    server = private_redis
     url = f"redis://{LOOPBACK}:{server.port}/0"
     users = list(range(1, 51))
     own = redis.Redis.from_url(url)
@@ -200,7 +202,6 @@ def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(tmp_path:
         stop.set()
         service.stop()
         own.close()
-        server.stop()
 
     assert len(replies) > 200, "the load run barely ran"
     assert Counter(r.status for r in replies) == Counter({200: len(replies)})
