@@ -39,14 +39,14 @@ from ingest.events import Account, Rate, Recommendation, Watch, format_event, fo
 
 DEFAULT_START = datetime(2025, 1, 1)
 LATENT_DIM = 8
-TEMPERATURE = 0.7  # lower: users follow their taste more, popularity less
-ZIPF_EXPONENT = 1.0
+TEMPERATURE = 0.5  # lower: users follow their taste more, popularity less (see BENCHMARKS.md)
+ZIPF_EXPONENT = 0.9
 MAX_USER_ID_FACTOR = 100  # user ids are sparse, like a real service's: drawn from 1..100*users
 SESSIONS_PER_DAY = 0.25  # a user's mean, before the lognormal activity spread
 ACTIVITY_SIGMA = 1.0
 # Share watched = sigmoid(slope * (affinity - midpoint) + noise): a movie a user picked has
-# affinity ~1.2 on average, so most sessions stop early and the loved ones run to the end.
-WATCH_SLOPE, WATCH_MIDPOINT, WATCH_NOISE = 1.6, 2.4, 1.2
+# affinity ~1.6 on average, so most sessions stop early and the loved ones run to the end.
+WATCH_SLOPE, WATCH_MIDPOINT, WATCH_NOISE = 1.6, 2.8, 1.2
 RATE_SHARE = 0.35  # of watched movies get a rating
 RERATE_SHARE = 0.08  # of ratings are changed later
 ACCOUNT_SHARE = 0.3  # of users are new: a create_account line before their first event

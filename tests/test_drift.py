@@ -165,7 +165,7 @@ def rejects_surge(frame: pd.DataFrame, rejected: int) -> tuple[pd.DataFrame, int
     [
         (ratings_down, {"rating_mean", "rating_histogram"}, "SUSPECT: rating mean fell 1."),
         (new_user_flood, {"new_users"}, "SUSPECT: share of new users rose 0."),
-        (volume_collapse, {"volume", "rating_volume"}, "SUSPECT: event volume fell to 0.1"),
+        (volume_collapse, {"volume", "rating_volume"}, "SUSPECT: event volume fell to 0.0"),
         (
             watch_halved,
             {"watch_minutes", "minutes_per_watch"},

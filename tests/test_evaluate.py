@@ -146,7 +146,8 @@ def test_leaderboard_ranks_models_by_held_out_metrics(world_history: History) ->
     assert board["k"] == K and board["users"] > 200
     ndcg = {name: m[f"ndcg@{K}"] for name, m in models.items()}
     # The neural model finds the users' hidden tastes; popularity does not; random is noise.
-    assert ndcg["multdae"] > 1.15 * ndcg["popularity"]
+    # +50% over popularity is the product's bar (this world gives about +110%).
+    assert ndcg["multdae"] > 1.5 * ndcg["popularity"]
     assert ndcg["popularity"] > 3 * ndcg["random"]
     assert models["random"]["coverage"] > 0.9 > models["popularity"]["coverage"]
     assert 0 < models["multdae"]["diversity"] < 1
