@@ -7,11 +7,11 @@ S3VENV := .venv-s3
 S3STAMP := $(S3VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test lint fmt demo clean bench bench-ingest bench-train bench-precompute bench-service \
-	deploy-venv ci-lint k8s-check rules-test image-test dashboard deploy-check
+.PHONY: help venv test test-e2e lint fmt demo experiment-demo airflow airflow-screenshot clean bench bench-ingest \
+	bench-train bench-precompute bench-service deploy-venv ci-lint k8s-check rules-test image-test dashboard deploy-check
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
 
 $(STAMP): requirements.txt requirements-pipeline.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: venv  ## lint, then run every test against real Redis, Kafka broker, gunic
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
+test-e2e: venv  ## airflow standalone on loopback: trigger the DAG through the REST API, check what it published
+	$(PY) -m pytest tests_e2e
+
 lint: venv  ## ruff lint and format check only
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -41,6 +44,16 @@ fmt: venv  ## format and autofix with ruff
 
 demo: venv  ## the whole system locally: broker, Redis, traffic, snapshot, DAG, service on :8082
 	$(PY) -m devstack.demo
+
+experiment-demo: venv  ## closed loop: app users vs the live service, A/B test + bandit, neural vs random; report in var/experiment-demo
+	$(PY) -m devstack.experiment
+
+airflow: venv  ## Airflow's UI on 127.0.0.1:8080 (admin / admin) running the DAGs over local Redis + broker
+	$(PY) -m devstack.airflow
+
+airflow-screenshot: venv  ## regenerate docs/airflow-graph.png: a run in Airflow's graph view (headless Chromium)
+	scripts/ci-deps.sh chromium=chromium
+	$(PY) -m devstack.airflow_screenshot
 
 bench: bench-ingest bench-train bench-precompute bench-service  ## every benchmark; figures go to docs/BENCHMARKS.md
 

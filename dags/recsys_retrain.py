@@ -1,38 +1,45 @@
-"""Retrain and republish: pick a snapshot -> train -> evaluate -> gate -> begin a version ->
-precompute every user shard (dynamic task mapping, PRECOMPUTE_SHARDS) -> finalize (verify,
-atomic switch).
+"""Retrain and republish, daily (RECSYS_RETRAIN_SCHEDULE) or by hand with params.
 
-The gate (``training.gate``) lets a candidate through only if the offline evaluation says it
-is at least as good as the production model and clearly better than popularity; a refused
-candidate skips publishing (the task is skipped, the run still succeeds) and production
-keeps serving what it served. The decision and its reasons are in the registry's log
-(``python -m training decisions``).
+pick_snapshot (the one named, else a fresh cut of the journal) -> validate_snapshot (refuse a
+suspect or thin one) -> train, one mapped task per model in ``models`` (SVD and the neural
+model by default, side by side) -> evaluate, mapped likewise, each against popularity and the
+production model on the same split -> gate: the best candidate that passes is promoted, or
+none -> begin_publish -> precompute_shard, one mapped task per user shard
+(PRECOMPUTE_SHARDS) -> finalize_publish (verify every shard, atomic switch) -> verify
+(sampled lookups through Redis and, with SERVICE_URL, through the service; a failure rolls
+back) -> report (``$RECSYS_DATA_DIR/reports/<run_id>.md``/``.json``, also in its task log).
+
+A failure anywhere leaves the previously published version serving: nothing is switched
+before finalize_publish has verified the whole new version, and verify rolls a bad one back.
+When the gate promotes no candidate, or in a ``dry_run``, publishing is skipped and the run
+still succeeds; the report says what was (or would have been) decided and why; every
+decision is also in the registry's log (``python -m training decisions``). The report runs
+when nothing upstream failed (``none_failed_min_one_success``), so it also runs after a
+skipped publish; after a failure it does not run and the run fails (``all_done`` would make
+it the successful last task of a failed run).
 
 Only wiring lives here; every step is a library function (``ingest``, ``training``,
 ``precompute``) imported inside its task, so parsing this file imports nothing heavy.
+Retries and schedules: ``recsys_defaults.py``.
 """
 
 from __future__ import annotations
 
-import os
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, TriggerRule, dag, task
+from recsys_defaults import DEFAULT_ARGS, RETRAIN_SCHEDULE, START_DATE
 
-# Each task is retried (RECSYS_TASK_RETRIES, default 2) after RECSYS_RETRY_DELAY_SECONDS (120).
-DEFAULT_ARGS = {
-    "retries": int(os.environ.get("RECSYS_TASK_RETRIES", "2")),
-    "retry_delay": timedelta(seconds=int(os.environ.get("RECSYS_RETRY_DELAY_SECONDS", "120"))),
-}
 # training.train.ALGORITHMS' keys (a test keeps them in step; importing it here would make
 # parsing the DAG import pandas and scipy).
 ALGORITHM_CHOICES = ["multdae", "svd", "popularity", "random"]
+DEFAULT_MODELS = ["multdae", "svd"]
 
 
 @dag(
     dag_id="recsys_retrain",
-    schedule=os.environ.get("RECSYS_RETRAIN_SCHEDULE", "@daily"),
-    start_date=datetime(2025, 1, 1),
+    schedule=RETRAIN_SCHEDULE,
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
@@ -45,8 +52,19 @@ ALGORITHM_CHOICES = ["multdae", "svd", "popularity", "random"]
             description="train even on a snapshot the drift check marked suspect "
             "(read `python -m ingest drift` first)",
         ),
-        "algorithm": Param(
-            ALGORITHM_CHOICES[0], enum=ALGORITHM_CHOICES, description="model to train"
+        "models": Param(
+            DEFAULT_MODELS,
+            type="array",
+            items={"type": "string", "enum": ALGORITHM_CHOICES},
+            minItems=1,
+            uniqueItems=True,
+            description="models to train side by side; the gate promotes the best that passes",
+        ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            description="train, evaluate and decide, but publish nothing and move no "
+            "production pointer; the report says what would have happened",
         ),
     },
 )
@@ -62,30 +80,50 @@ def recsys_retrain() -> None:
             root=settings.data_dir,
             topic=settings.topic,
             location=settings.snapshots,
-            allow_suspect=params["allow_suspect"],
             bounds=settings.drift,
             scale_high=settings.scale.high,
         )
 
-    @task(execution_timeout=timedelta(hours=2))
-    def train(snapshot_id: str, params: dict | None = None) -> str:
+    @task(execution_timeout=timedelta(minutes=10))
+    def validate_snapshot(snapshot_id: str, params: dict | None = None) -> list[dict]:
+        """Refuse a suspect or thin snapshot; else one training job per requested model."""
+        from ingest.settings import Settings
+        from ingest.snapshot import SnapshotStore, validate_snapshot
+
+        settings = Settings.from_env()
+        store = SnapshotStore(settings.snapshots or settings.data_dir)
+        validate_snapshot(store, snapshot_id, allow_suspect=params["allow_suspect"])
+        return [{"algorithm": name, "snapshot_id": snapshot_id} for name in params["models"]]
+
+    @task(
+        execution_timeout=timedelta(hours=2),
+        map_index_template="{{ task.op_kwargs['algorithm'] }}",
+    )
+    def train(algorithm: str, snapshot_id: str) -> str:
         from training.train import train
 
-        return train(params["algorithm"], snapshot_id).version
+        return train(algorithm, snapshot_id).version
 
-    @task(execution_timeout=timedelta(hours=2))
+    @task(
+        execution_timeout=timedelta(hours=2),
+        map_index_template="{{ task.op_kwargs['model_version'] }}",
+    )
     def evaluate(model_version: str) -> str:
         from training.gate import evaluate_candidate
 
         return evaluate_candidate(model_version).version
 
-    @task.short_circuit(execution_timeout=timedelta(minutes=10))
-    def gate(model_version: str) -> str:
-        """The version if promoted; '' (falsy: publishing is skipped) if refused."""
-        from training.gate import gate
+    # Refused (or a dry run): only begin_publish is skipped by this task; what follows it
+    # skips by its own trigger rule, and the report still runs.
+    @task.short_circuit(
+        execution_timeout=timedelta(minutes=30), ignore_downstream_trigger_rules=False
+    )
+    def gate(candidates: list[str], params: dict | None = None) -> str:
+        """The promoted version; '' (falsy: publishing is skipped) if none."""
+        from training.gate import gate_best
 
-        decision = gate(model_version)
-        return model_version if decision.promoted else ""
+        decisions = gate_best(list(candidates), dry_run=params["dry_run"])
+        return next((d.candidate for d in decisions if d.promoted), "")
 
     @task(execution_timeout=timedelta(hours=1))
     def begin_publish(model_version: str) -> list[dict]:
@@ -94,7 +132,11 @@ def recsys_retrain() -> None:
 
         return begin_publish(model_version)
 
-    @task(execution_timeout=timedelta(hours=2), max_active_tis_per_dag=4)
+    @task(
+        execution_timeout=timedelta(hours=2),
+        max_active_tis_per_dag=4,
+        map_index_template="{{ task.op_kwargs['shard'] }}",
+    )
     def precompute_shard(version: str, shard: str) -> dict:
         from precompute.job import publish_shard
 
@@ -107,8 +149,47 @@ def recsys_retrain() -> None:
 
         return finalize_publish(jobs[0]["version"])
 
-    jobs = begin_publish(gate(evaluate(train(pick_snapshot()))))
-    precompute_shard.expand_kwargs(jobs) >> finalize_publish(jobs)
+    @task(execution_timeout=timedelta(minutes=10))
+    def verify(published: dict) -> dict:
+        """Sampled lookups of the live version; a failure rolls back to the previous one."""
+        from precompute.verify import verify_published
+
+        return verify_published(published["version"]).as_dict()
+
+    @task(
+        trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
+        execution_timeout=timedelta(minutes=10),
+    )
+    def report(
+        snapshot_id: str,
+        candidates: list[str],
+        published: dict | None,
+        verified: dict | None,
+        *,
+        params: dict | None = None,
+        ti=None,
+        dag=None,
+        dag_run=None,
+    ) -> dict:
+        from precompute.runreport import write_run_report
+
+        return write_run_report(
+            run_id=dag_run.run_id,
+            dry_run=params["dry_run"],
+            snapshot_id=snapshot_id,
+            candidates=list(candidates),
+            published=published,
+            verified=verified,
+            tasks=list(ti.get_task_breadcrumbs(dag_run.dag_id, dag_run.run_id)),
+            task_order=list(dag.task_ids),
+        )
+
+    snapshot = pick_snapshot()
+    candidates = evaluate.expand(model_version=train.expand_kwargs(validate_snapshot(snapshot)))
+    jobs = begin_publish(gate(candidates))
+    published = finalize_publish(jobs)
+    precompute_shard.expand_kwargs(jobs) >> published
+    report(snapshot, candidates, published, verify(published))
 
 
 recsys_retrain()

@@ -52,6 +52,29 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 2) -> None:
         admin.close()
 
 
+def seed_snapshot(
+    env: dict[str, str],
+    *,
+    users: int,
+    movies: int,
+    days: int,
+    seed: int,
+    log_dir: Path | None = None,
+) -> None:
+    """Simulated traffic -> broker (topic $KAFKA_TOPIC) -> validated journal -> a snapshot.
+    With ``log_dir`` each step's chatter goes to a file there instead of the terminal."""
+    topic = env["KAFKA_TOPIC"]
+    create_topic(env["KAFKA_BOOTSTRAP"], topic)
+    simulate = [
+        *("--users", str(users), "--movies", str(movies), "--days", str(days)),
+        *("--seed", str(seed), "--kafka", env["KAFKA_BOOTSTRAP"], "--topic", topic),
+    ]
+    logs = (None, None) if log_dir is None else (log_dir / "simulate.log", log_dir / "consume.log")
+    run([sys.executable, "-m", "ingest.simulate", *simulate], env, log=logs[0])
+    consume = ["consume", "--idle", "3", "--snapshot"]
+    run([sys.executable, "-m", "ingest", *consume], env, log=logs[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.demo", description=__doc__)
     parser.add_argument("--users", type=int, default=3000)
@@ -84,32 +107,9 @@ def main(argv: list[str] | None = None) -> int:
             "INGEST_BATCH_SECONDS": "2",
         }
         print(f"    REDIS_URL={env['REDIS_URL']}  KAFKA_BOOTSTRAP={env['KAFKA_BOOTSTRAP']}")
-        create_topic(env["KAFKA_BOOTSTRAP"], "movielog")
 
         step(f"simulating {args.users} users x {args.movies} movies over {args.days} days")
-        run(
-            [
-                python,
-                "-m",
-                "ingest.simulate",
-                "--users",
-                str(args.users),
-                "--movies",
-                str(args.movies),
-                "--days",
-                str(args.days),
-                "--seed",
-                str(args.seed),
-                "--kafka",
-                env["KAFKA_BOOTSTRAP"],
-                "--topic",
-                "movielog",
-            ],
-            env,
-        )
-
-        step("consuming the stream into a validated journal and cutting a snapshot")
-        run([python, "-m", "ingest", "consume", "--idle", "3", "--snapshot"], env)
+        seed_snapshot(env, users=args.users, movies=args.movies, days=args.days, seed=args.seed)
 
         step("running the recsys_retrain Airflow DAG (dag.test): train, evaluate, gate, publish")
         run([python, "-m", "devstack.retrain"], env, log=data_dir / "retrain.log")

@@ -137,14 +137,14 @@ class Journal:
         """Next offset to consume per partition, as far as the journal durably holds."""
         nxt: dict[int, int] = {}
         for path in self.segments():
-            partition, _, last = _segment_range(path)
+            partition, _, last = segment_range(path)
             nxt[partition] = max(nxt.get(partition, 0), last + 1)
         return nxt
 
     def offset_ranges(self) -> dict[int, tuple[int, int]]:
         ranges: dict[int, tuple[int, int]] = {}
         for path in self.segments():
-            partition, first, last = _segment_range(path)
+            partition, first, last = segment_range(path)
             lo, hi = ranges.get(partition, (first, last))
             ranges[partition] = (min(lo, first), max(hi, last))
         return ranges
@@ -163,6 +163,6 @@ class Journal:
         return table, rejected
 
 
-def _segment_range(path: Path) -> tuple[int, int, int]:
+def segment_range(path: Path) -> tuple[int, int, int]:
     first, _, last = path.stem.partition("-")
     return int(path.parent.name[1:]), int(first), int(last)

@@ -153,6 +153,9 @@ class World:
     def movie_index(self, movie_id: str) -> int:
         return self._movie_index[movie_id]
 
+    def has_movie(self, movie_id: str) -> bool:
+        return movie_id in self._movie_index
+
     def affinity(self, user_id: int, movie_id: str) -> float:
         """How much a user likes a movie (about N(0, 1) over all pairs): taste · movie vector."""
         taste = self.tastes[self.user_index(user_id)]
@@ -165,6 +168,12 @@ class World:
     def choice_logits(self, affinities: np.ndarray) -> np.ndarray:
         """log of the unnormalised probability to pick a movie: exp(aff/T) * popularity."""
         return affinities / self.temperature + np.log(self.popularity)
+
+    def interest(self, affinities: np.ndarray) -> np.ndarray:
+        """How much a movie tempts a user on sight: affinity plus popularity's pull. It is
+        ``choice_logits`` scaled by the temperature, shifted so an average-popularity movie
+        gets no pull (used by the movie app, ``ingest.movieapp``)."""
+        return affinities + self.temperature * np.log(self.popularity * len(self.popularity))
 
     @staticmethod
     def watch_fractions(affinities: np.ndarray, rng: np.random.Generator) -> np.ndarray:

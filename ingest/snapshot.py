@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 from ingest import drift
 from ingest.journal import Journal
 from ingest.schema import MOVIES, RATINGS, SCHEMA_VERSION, USERS, WATCHES
+from service.response import LIST_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ class EmptyJournalError(RuntimeError):
     """There is nothing to snapshot yet."""
 
 
-class SuspectSnapshotError(RuntimeError):
+class SnapshotRefusedError(RuntimeError):
+    """A snapshot no model may learn from (see ``validate_snapshot``); the message says why."""
+
+
+class SuspectSnapshotError(SnapshotRefusedError):
     """The snapshot drifted beyond the configured bounds; training refuses it by default."""
 
 
@@ -323,7 +328,6 @@ def pick_snapshot(
     root: Path,
     topic: str,
     location: str | None = None,
-    allow_suspect: bool = False,
     bounds: drift.DriftBounds | None = None,
     scale_high: int = 5,
 ) -> str:
@@ -331,20 +335,52 @@ def pick_snapshot(
     (which is the latest snapshot again when nothing new arrived), else the latest.
 
     ``root`` holds the journal; ``location`` the snapshots when they live elsewhere.
-    A snapshot marked suspect by the drift check is refused unless ``allow_suspect``: a
-    person should read its report before a model learns from it.
+    Whether it is fit to train on is ``validate_snapshot``'s question.
     """
     store = SnapshotStore(location or root)
     if snapshot_id:
-        manifest = store.manifest(snapshot_id)
-    elif Journal(root, topic).segments():
-        manifest = store.cut(Journal(root, topic), bounds=bounds, scale_high=scale_high)
-    else:
-        manifest = store.manifest()
+        return store.manifest(snapshot_id).snapshot_id
+    if Journal(root, topic).segments():
+        return store.cut(Journal(root, topic), bounds=bounds, scale_high=scale_high).snapshot_id
+    return store.manifest().snapshot_id
+
+
+def validate_snapshot(
+    store: SnapshotStore,
+    snapshot_id: str,
+    *,
+    allow_suspect: bool = False,
+    min_movies: int = LIST_LENGTH,
+) -> Manifest:
+    """The snapshot's manifest if a model may learn from it; raises ``SnapshotRefusedError``.
+
+    Refused: a snapshot the drift check marked suspect, unless ``allow_suspect`` (a person
+    should read its report first); one with no user, no rating and no watch; one with fewer
+    movies than a list holds (``min_movies``), from which no model can give anyone 20
+    distinct movies; and one with fewer rows in any table than its parent, which can only
+    mean lost data, since the journal it is cut from only grows.
+    """
+    manifest = store.manifest(snapshot_id)
     if manifest.suspect and not allow_suspect:
         raise SuspectSnapshotError(
-            f"snapshot {manifest.snapshot_id} is suspect; read its drift report, then retrain "
+            f"snapshot {snapshot_id} is suspect; read its drift report, then retrain "
             f"with allow_suspect=true if the shift is real:\n"
-            f"{store.drift_report(manifest.snapshot_id)}"
+            f"{store.drift_report(snapshot_id)}"
         )
-    return manifest.snapshot_id
+    rows = manifest.rows
+    if not rows.get("users") or not rows.get("ratings", 0) + rows.get("watches", 0):
+        raise SnapshotRefusedError(f"snapshot {snapshot_id} holds no interaction: {rows}")
+    if rows.get("movies", 0) < min_movies:
+        raise SnapshotRefusedError(
+            f"snapshot {snapshot_id} has {rows.get('movies', 0)} movies, fewer than the "
+            f"{min_movies} every list must hold"
+        )
+    if manifest.parent and manifest.parent in store.list():
+        before = store.manifest(manifest.parent).rows
+        shrunk = {name: (before[name], n) for name, n in rows.items() if n < before.get(name, 0)}
+        if shrunk:
+            raise SnapshotRefusedError(
+                f"snapshot {snapshot_id} has fewer rows than its parent {manifest.parent} "
+                f"(table: (parent, now)): {shrunk}; the journal lost data"
+            )
+    return manifest

@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     begin.add_argument("--shards", type=int, default=None, help="K (default $PRECOMPUTE_SHARDS)")
     finalize = sub.add_parser("finalize", help="verify every shard of a version and switch")
     finalize.add_argument("--version", required=True)
-    sub.add_parser("rollback", help="switch back to the previously published version")
+    rollback = sub.add_parser("rollback", help="switch back to the previously published version")
+    rollback.add_argument("--to", default=None, help="an earlier kept version instead (see status)")
     sub.add_parser("status", help="show the active version, the kept ones and their metadata")
     return parser
 
@@ -73,11 +74,9 @@ def main(argv: list[str] | None = None) -> int:
 
             result = asdict(stages.finalize(settings, args.version))
         elif args.command == "rollback":
-            client = stages.connect(settings)
-            try:
-                result = {"active": publish.rollback(client, settings.rollback_grace_seconds)}
-            finally:
-                client.close()
+            from precompute.job import rollback_published
+
+            result = {"active": rollback_published(args.to)}
         else:
             client = stages.connect(settings)
             try:

@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-from precompute import stages
+from precompute import publish, stages
 from precompute.settings import Settings
 from precompute.shard import Shard
 from training.registry import ModelRegistry
@@ -89,11 +89,56 @@ def publish_shard(version: str, shard: str) -> dict:
 
 
 def finalize_publish(version: str) -> dict:
-    """Verify every shard and switch the service to ``version`` in one atomic step."""
-    result = stages.finalize(Settings.from_env(), version)
+    """Verify every shard and switch the service to ``version`` in one atomic step.
+
+    A retry after the switch (the task died before it could report) finds ``version``
+    active and returns what it recorded, rather than failing on a version no longer pending.
+    """
+    settings = Settings.from_env()
+    client = stages.connect(settings)
+    try:
+        live = publish.status(client)
+    finally:
+        client.close()
+    if live["active"] == version:
+        recorded = live["meta"].get("bytes_per_user")
+        return {
+            "version": version,
+            "users": int(live["meta"]["users"]),
+            "removed_versions": [],
+            "bytes_per_user": float(recorded) if recorded else None,
+        }
+    result = stages.finalize(settings, version)
     return {
         "version": result.version,
         "users": result.users,
         "removed_versions": result.removed,
         "bytes_per_user": result.bytes_per_user,
     }
+
+
+# Maintenance, for the same orchestrator (dags/recsys_maintenance.py) and the CLI.
+
+
+def rollback_published(to: str | None = None) -> str:
+    """Switch the service back to ``to`` (a kept version) or to the version published before
+    the active one; the versions left are deleted. Returns the version now active."""
+    settings = Settings.from_env()
+    client = stages.connect(settings)
+    try:
+        return publish.rollback(client, settings.rollback_grace_seconds, to=to)
+    finally:
+        client.close()
+
+
+def prune_versions() -> list[str]:
+    """Delete published versions beyond KEEP_VERSIONS that nothing serves; returns them.
+
+    Versions still pending are left alone: one may be a publish in progress (the next
+    ``begin`` cleans up those that crashed)."""
+    settings = Settings.from_env()
+    client = stages.connect(settings)
+    try:
+        return publish.prune(client, settings.keep_versions)
+    finally:
+        client.close()

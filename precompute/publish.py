@@ -25,8 +25,8 @@ over the shards) and one finalizer switches:
 
 A crash anywhere before the switch leaves the active version untouched; the half-written
 version stays pending and the next ``begin`` deletes it. ``rollback`` switches back to the
-previous version and deletes the one it leaves after a grace period (listed as pending
-meanwhile, so a crash during the grace still gets it deleted).
+previous version (or an earlier kept one) and deletes the ones it leaves after a grace period
+(listed as pending meanwhile, so a crash during the grace still gets them deleted).
 """
 
 from __future__ import annotations
@@ -382,33 +382,43 @@ def status(client: redis.Redis) -> dict:
     }
 
 
-def rollback(client: redis.Redis, grace_seconds: float = 2.0) -> str:
-    """Switch back to the version published before the active one; delete the one left.
+def rollback(client: redis.Redis, grace_seconds: float = 2.0, to: str | None = None) -> str:
+    """Switch back to ``to``, a version published before the active one (default: the one
+    right before it); unpublish every version after it and delete them.
 
-    The switch is one atomic transaction (guarded by WATCH against a concurrent publish);
-    the deletion waits ``grace_seconds`` so that services still holding the old pointer in
-    their cache keep reading whole answers meanwhile.
+    The switch is one atomic transaction (guarded by WATCH against a concurrent publish),
+    after which the active version is again the newest published one; the deletion waits
+    ``grace_seconds`` so that services still holding the old pointer in their cache keep
+    reading whole answers meanwhile.
     """
-    state: dict[str, str] = {}
+    state: dict[str, list[str]] = {}
 
     def switch_back(pipe: redis.client.Pipeline) -> None:
         current = active(pipe)
         history = versions(pipe)
         if current not in history or history.index(current) == 0:
             raise PublishError("no previous version to roll back to")
-        state.update(current=current, previous=history[history.index(current) - 1])
+        earlier = history[: history.index(current)]
+        target = to or earlier[-1]
+        if target not in earlier:
+            raise PublishError(
+                f"{target} is not a version published before {current}; kept: {earlier}"
+            )
+        left = history[history.index(target) + 1 :]
+        state.update(target=[target], left=left)
         pipe.multi()
-        pipe.set(rediskeys.ACTIVE, state["previous"])
-        pipe.zrem(rediskeys.VERSIONS, current)
-        pipe.sadd(PENDING, current)
+        pipe.set(rediskeys.ACTIVE, target)
+        pipe.zrem(rediskeys.VERSIONS, *left)
+        pipe.sadd(PENDING, *left)
 
     client.transaction(switch_back, rediskeys.ACTIVE, rediskeys.VERSIONS)
-    left = state["current"]
     time.sleep(grace_seconds)
-    if left not in served(client):
-        _delete_version(client, left)
-    client.srem(PENDING, left)
-    return state["previous"]
+    keeping = served(client)
+    for version in state["left"]:
+        if version not in keeping:
+            _delete_version(client, version)
+        client.srem(PENDING, version)
+    return state["target"][0]
 
 
 def prune(client: redis.Redis, keep: int) -> list[str]:

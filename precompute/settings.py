@@ -25,6 +25,10 @@
 |                        |                      | RULE_PREFIX_WORDS title words (a franchise)      |
 | RULE_PREFIX_WORDS      | 2                    | words that make the franchise prefix             |
 | RULE_POOL              | 60                   | best candidates the rules choose 20 from         |
+| VERIFY_SAMPLE          | 50                   | users whose lists ``precompute.verify`` reads    |
+|                        |                      | back after the switch                            |
+| SERVICE_URL            | (unset)              | the lookup service (http://host:8082); when set, |
+|                        |                      | verify also asks it for those users              |
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class Settings:
     rule_max_per_prefix: int = 0
     rule_prefix_words: int = 2
     rule_pool: int = 60
+    verify_users: int = 50
+    service_url: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,6 +75,8 @@ class Settings:
             rule_max_per_prefix=max(0, int(env("RULE_MAX_PER_PREFIX", "0"))),
             rule_prefix_words=_positive(env("RULE_PREFIX_WORDS", "2")),
             rule_pool=_positive(env("RULE_POOL", "60")),
+            verify_users=_positive(env("VERIFY_SAMPLE", "50")),
+            service_url=env("SERVICE_URL") or None,
         )
 
 

@@ -22,15 +22,13 @@ from flask import Blueprint, Response, current_app, request
 
 from service import response
 from service.requestlog import RequestLog
+from service.response import SOURCE_HEADER, VARIANT_HEADER, VERSION_HEADER
 from service.store import Answer, RecommendationStore
 
 STORE_KEY = "recommendation_store"  # where create_app puts the store in app.extensions
 REQUEST_LOG_KEY = "request_log"  # and the request log
 MAX_USER_ID = 2**63 - 1
 BAD_USER_ID = f"userid must be a positive integer <= {MAX_USER_ID}"
-VERSION_HEADER = "X-Model-Version"
-VARIANT_HEADER = "X-AB-Variant"
-SOURCE_HEADER = "X-Recommendation-Source"
 JSON_TYPE = "application/json"
 _USER_ID = re.compile(r"[1-9][0-9]{0,18}")
 _OFFERS = (response.CONTENT_TYPE.partition(";")[0], JSON_TYPE)  # text first: the default

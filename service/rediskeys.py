@@ -27,6 +27,15 @@ the split or a variant's version takes effect without a redeploy. ``service.ab``
 user is assigned. A version named in ``rec:variant_versions`` must be kept by pruning as the
 active one is; a variant whose version is gone gets the fallback list.
 
+Experiments (``experiments.store``, the only writer of the two hashes above while one runs)
+keep their definitions beside them; the service never reads these::
+
+    rec:experiment             -> "<name>"              the running experiment; absent: none
+    rec:experiments            -> hash name->JSON       every experiment's definition (variants,
+                                                        versions, weights, mode, times, split
+                                                        history), kept after it stops for the
+                                                        report
+
 Keys are short on purpose: with a million users the key names are a large share of memory.
 The service-wide keys have a single colon, so no ``version_pattern`` can ever match them.
 """
@@ -37,6 +46,8 @@ ACTIVE = "rec:active"
 VERSIONS = "rec:versions"
 SPLIT = "rec:split"
 VARIANT_VERSIONS = "rec:variant_versions"
+EXPERIMENT = "rec:experiment"
+EXPERIMENTS = "rec:experiments"
 PENDING = "rec:pending"
 
 
@@ -54,6 +65,16 @@ def default(version: str) -> str:
 
 def user(version: str, user_id: int) -> str:
     return f"rec:{version}:u:{user_id}"
+
+
+def user_pattern(version: str) -> str:
+    """A SCAN pattern for the user keys of one version (verification samples them)."""
+    return f"rec:{version}:u:*"
+
+
+def user_of(version: str, key: str) -> int:
+    """The user ID in one of ``version``'s user keys."""
+    return int(key.removeprefix(f"rec:{version}:u:"))
 
 
 def shards(version: str) -> str:

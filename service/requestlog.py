@@ -31,6 +31,16 @@ from service.store import Answer
 
 _encode = json.JSONEncoder().encode  # C-accelerated; escapes any odd byte in IDs or versions
 
+# The line's field names, shared with its reader (``online.requestlog``).
+FIELD_TIME = "time"
+FIELD_USER = "user"
+FIELD_STATUS = "status"
+FIELD_VARIANT = "variant"
+FIELD_VERSION = "version"
+FIELD_SOURCE = "source"
+FIELD_LATENCY_MS = "latency_ms"
+FIELD_RESULT = "result"
+
 
 class RequestLog:
     def __init__(self, fd: int | None = None, sink: KafkaSink | None = None) -> None:
@@ -82,16 +92,14 @@ class RequestLog:
         stamp = f"{self._prefix}.{int((now - second) * 1000):03d}Z"
         user = "null" if user_id is None else str(user_id)
         latency = f"{latency_seconds * 1000:.3f}"
+        head = f'{{"{FIELD_TIME}":"{stamp}","{FIELD_USER}":{user},"{FIELD_STATUS}":{status},'
         if answer is None:
-            return (
-                f'{{"time":"{stamp}","user":{user},"status":{status},'
-                f'"latency_ms":{latency},"result":""}}'
-            )
+            return f'{head}"{FIELD_LATENCY_MS}":{latency},"{FIELD_RESULT}":""}}'
         return (
-            f'{{"time":"{stamp}","user":{user},"status":{status},'
-            f'"variant":{_encode(answer.variant)},"version":{_encode(answer.version)},'
-            f'"source":"{answer.source}","latency_ms":{latency},'
-            f'"result":{_encode(answer.body.decode("utf-8", "replace"))}}}'
+            f'{head}"{FIELD_VARIANT}":{_encode(answer.variant)},'
+            f'"{FIELD_VERSION}":{_encode(answer.version)},"{FIELD_SOURCE}":"{answer.source}",'
+            f'"{FIELD_LATENCY_MS}":{latency},'
+            f'"{FIELD_RESULT}":{_encode(answer.body.decode("utf-8", "replace"))}}}'
         )
 
     def _write(self, data: bytes) -> None:

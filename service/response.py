@@ -1,4 +1,5 @@
-"""The response format of ``GET /recommend/<userid>``: one line of comma-separated movie IDs.
+"""The response format of ``GET /recommend/<userid>``: one line of comma-separated movie IDs,
+and the headers that say where it came from.
 
 Built once per user by precompute and served byte for byte by the service, so both import
 this module and nothing else defines the format.
@@ -11,6 +12,11 @@ from collections.abc import Iterable
 LIST_LENGTH = 20
 SEPARATOR = ","
 CONTENT_TYPE = "text/plain; charset=utf-8"
+# Headers of every answer: the published version it came from, the user's A/B variant, and
+# whether the list was the user's own, the cold-start list or the fallback.
+VERSION_HEADER = "X-Model-Version"
+VARIANT_HEADER = "X-AB-Variant"
+SOURCE_HEADER = "X-Recommendation-Source"
 
 
 class BadListError(ValueError):

@@ -83,36 +83,39 @@ class Settings:
         env = os.environ if environ is None else environ
         d = cls()
         return cls(
-            redis_url=_read(env, "REDIS_URL", _redis_url, d.redis_url),
-            redis_timeout_ms=_read(env, "REDIS_TIMEOUT_MS", _positive_int, d.redis_timeout_ms),
-            version_refresh_seconds=_read(
+            redis_url=read_var(env, "REDIS_URL", _redis_url, d.redis_url),
+            redis_timeout_ms=read_var(env, "REDIS_TIMEOUT_MS", positive_int, d.redis_timeout_ms),
+            version_refresh_seconds=read_var(
                 env, "VERSION_REFRESH_SECONDS", _non_negative_float, d.version_refresh_seconds
             ),
-            fallback_path=_read(env, "FALLBACK_PATH", Path, d.fallback_path),
-            bind=_read(env, "SERVICE_BIND", _bind, d.bind),
-            web_concurrency=_read(env, "WEB_CONCURRENCY", _positive_int, d.web_concurrency),
-            gunicorn_threads=_read(env, "GUNICORN_THREADS", _positive_int, d.gunicorn_threads),
-            redis_breaker_failures=_read(
-                env, "REDIS_BREAKER_FAILURES", _positive_int, d.redis_breaker_failures
+            fallback_path=read_var(env, "FALLBACK_PATH", Path, d.fallback_path),
+            bind=read_var(env, "SERVICE_BIND", _bind, d.bind),
+            web_concurrency=read_var(env, "WEB_CONCURRENCY", positive_int, d.web_concurrency),
+            gunicorn_threads=read_var(env, "GUNICORN_THREADS", positive_int, d.gunicorn_threads),
+            redis_breaker_failures=read_var(
+                env, "REDIS_BREAKER_FAILURES", positive_int, d.redis_breaker_failures
             ),
-            redis_breaker_seconds=_read(
+            redis_breaker_seconds=read_var(
                 env, "REDIS_BREAKER_SECONDS", _non_negative_float, d.redis_breaker_seconds
             ),
-            request_log=_read(env, "REQUEST_LOG", _request_log, d.request_log),
-            request_log_kafka_bootstrap=_read(
+            request_log=read_var(env, "REQUEST_LOG", _request_log, d.request_log),
+            request_log_kafka_bootstrap=read_var(
                 env, "REQUEST_LOG_KAFKA_BOOTSTRAP", _bootstrap, d.request_log_kafka_bootstrap
             ),
-            request_log_kafka_topic=_read(
+            request_log_kafka_topic=read_var(
                 env, "REQUEST_LOG_KAFKA_TOPIC", str, d.request_log_kafka_topic
             ),
-            request_log_queue_size=_read(
-                env, "REQUEST_LOG_QUEUE_SIZE", _positive_int, d.request_log_queue_size
+            request_log_queue_size=read_var(
+                env, "REQUEST_LOG_QUEUE_SIZE", positive_int, d.request_log_queue_size
             ),
-            metrics_dir=_read(env, METRICS_DIR_VARIABLE, Path, d.metrics_dir),
+            metrics_dir=read_var(env, METRICS_DIR_VARIABLE, Path, d.metrics_dir),
         )
 
 
-def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+def read_var(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    """``parse`` of the variable, or ``default`` if unset or empty; a value ``parse`` refuses
+    raises ``SettingsError`` naming the variable (the pipeline's settings modules use it too:
+    the service package must stay free of pipeline imports, not the other way round)."""
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -122,7 +125,7 @@ def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default:
         raise SettingsError(f"{name}={raw!r}: {exc}") from None
 
 
-def _positive_int(raw: str) -> int:
+def positive_int(raw: str) -> int:
     value = int(raw)
     if value < 1:
         raise ValueError("must be a positive integer")

@@ -3,7 +3,7 @@
 Hot path: exactly one Redis round trip, ``MGET user(v, uid) default(v)``, where ``v`` is the
 version of the user's A/B variant, from a routing table cached in this process. The table
 (``rec:active``, the split, each variant's version, publish times) is re-read lazily, in one
-pipelined round trip: the first request after ``VERSION_REFRESH_SECONDS`` takes a
+transaction (one round trip): the first request after ``VERSION_REFRESH_SECONDS`` takes a
 non-blocking lock and pays for it; requests arriving meanwhile keep the cached table instead
 of queueing behind it. Lazy beats a background thread here: nothing to start after gunicorn
 forks, nothing to stop, and an idle worker costs Redis nothing. Only a process that has no
@@ -239,7 +239,9 @@ class RecommendationStore:
             self._routing_lock.release()
 
     def _read_routing(self) -> Routing:
-        with self._client().pipeline(transaction=False) as pipe:
+        # MULTI/EXEC: an experiment's split and its variants' versions change together
+        # (experiments.store writes them in one transaction), so read them together too.
+        with self._client().pipeline(transaction=True) as pipe:
             pipe.get(rediskeys.ACTIVE)
             pipe.hgetall(rediskeys.SPLIT)
             pipe.hgetall(rediskeys.VARIANT_VERSIONS)

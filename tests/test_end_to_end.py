@@ -1,5 +1,7 @@
 """The whole path on real parts: simulated stream -> Tansu broker -> consumer -> snapshot ->
-Airflow DAG (dag.test: train, evaluate, gate, precompute, publish) -> Redis -> gunicorn -> HTTP."""
+Airflow DAG with its default params (dag.test: train SVD and the neural model, evaluate, gate,
+precompute, publish, verify through Redis and the running service, report) -> Redis ->
+gunicorn -> HTTP. The DAG's other paths are in tests/test_dags.py."""
 
 from __future__ import annotations
 
@@ -109,22 +111,41 @@ def test_stream_to_service(
     assert stats["consumed"] == len(lines)
     assert stats["rejected"]  # the simulator's noise was caught, not ingested
 
+    # The service runs before anything is published (it answers from its fallback list
+    # meanwhile), so the DAG's verify step asks it too.
+    base = request.getfixturevalue("service_url")
     airflow_home = tmp_path / "airflow"
-    result = run(["-m", "devstack.retrain", "--airflow-home", str(airflow_home)], pipeline_env)
-    assert json.loads(result.splitlines()[-1]) == {"dag_id": "recsys_retrain", "state": "success"}
+    result = json.loads(
+        run(
+            ["-m", "devstack.retrain", "--airflow-home", str(airflow_home)],
+            {**pipeline_env, "SERVICE_URL": base},
+        ).splitlines()[-1]
+    )
+    assert (result["dag_id"], result["state"]) == ("recsys_retrain", "success")
 
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     version = client.get(rediskeys.ACTIVE)
     meta = client.hgetall(rediskeys.meta(version))
-    assert meta["algorithm"] == "multdae"
     assert meta["shards"] == "3"
     decisions = [
         json.loads(line) for line in run(["-m", "training", "decisions"], pipeline_env).splitlines()
     ]
-    assert [d["promoted"] for d in decisions] == [True]
-    assert meta["model_version"] == decisions[0]["candidate"] == decisions[0]["production_after"]
+    assert sorted(d["candidate"].split("-")[0] for d in decisions) == ["multdae", "svd"]
+    [promoted] = [d for d in decisions if d["promoted"]]
+    assert promoted["candidate_score"] == max(d["candidate_score"] for d in decisions)
+    assert meta["model_version"] == promoted["candidate"] == promoted["production_after"]
+    assert meta["algorithm"] == promoted["candidate"].split("-")[0]
     seen = history(lines)
     assert int(meta["users"]) == len(seen)
+    report_path = Path(pipeline_env["RECSYS_DATA_DIR"]) / "reports" / f"{result['run_id']}.json"
+    report = json.loads(report_path.read_text())
+    assert report["verified"] == {
+        "version": version,
+        "users": 50,
+        "service_url": base,
+        "service_users": 50,
+    }
+    assert report["serving"]["model_version"] == promoted["candidate"]
 
     # A run that fails (here: a snapshot that does not exist) publishes nothing: the
     # version published above keeps serving.
@@ -142,7 +163,6 @@ def test_stream_to_service(
     assert json.loads(failed.stdout.splitlines()[-1])["state"] == "failed"
     assert client.get(rediskeys.ACTIVE) == version
 
-    base = request.getfixturevalue("service_url")
     default = parse_body(client.get(rediskeys.default(version)))
     movies = {m for s in seen.values() for m in s}
     heavy = sorted(seen, key=lambda u: (-len(seen[u]), u))[:12]
@@ -164,21 +184,3 @@ def test_stream_to_service(
     assert unknown.status_code == 200
     assert unknown.text.split(",") == default
     assert requests.get(f"{base}/recommend/abc", timeout=5).status_code == 400
-
-
-def test_dag_shape(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RECSYS_DATA_DIR": str(tmp_path)}
-    shape = json.loads(run(["-m", "devstack.retrain", "--describe"], env).splitlines()[-1])
-    assert shape == {
-        "dag_id": "recsys_retrain",
-        "tasks": {
-            "pick_snapshot": ["train"],
-            "train": ["evaluate"],
-            "evaluate": ["gate"],
-            "gate": ["begin_publish"],
-            "begin_publish": ["finalize_publish", "precompute_shard"],
-            "precompute_shard": ["finalize_publish"],
-            "finalize_publish": [],
-        },
-        "params": ["algorithm", "allow_suspect", "snapshot_id"],
-    }

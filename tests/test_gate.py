@@ -1,5 +1,6 @@
 """The gate: the decision rule both ways, and the whole registry flow on a simulated world
-(refuse a weak model, promote the neural one, refuse a worse successor, publish production)."""
+(refuse a weak model, promote the neural one, refuse a worse successor, publish production;
+several candidates of one retrain: the best that passes, or in a dry run none)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ import redis
 from precompute.job import precompute_and_publish
 from precompute.settings import Settings as PrecomputeSettings
 from service import rediskeys
-from training.gate import decide, gate
+from training.gate import decide, gate, gate_best
 from training.registry import ModelRegistry
 from training.settings import Settings
 from training.simulated import simulated_snapshot
@@ -150,3 +152,39 @@ def test_same_recipe_retrained_on_fresh_data_is_judged_against_popularity(
         "same recipe as the candidate"
     )
     assert ModelRegistry(tmp_path).production().version == second.version
+
+
+def test_gate_best_promotes_the_best_candidate_that_passes_and_a_dry_run_nothing(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path, svd_epochs=10, neural_device="cpu")
+    (tmp_path / "snapshots").symlink_to(data_dir / "snapshots")
+    registry = ModelRegistry(tmp_path)
+    versions = [train(name, settings=settings).version for name in ("random", "svd", "multdae")]
+    weak, svd, neural = versions
+
+    rehearsal = gate_best(versions, dry_run=True, settings=settings)
+    assert registry.production() is None
+    assert registry.decisions() == [asdict(d) for d in rehearsal]  # one each, in order
+    assert [d.candidate for d in rehearsal] == versions
+    assert all(d.dry_run and not d.promoted and d.production_after is None for d in rehearsal)
+    by_version = {d.candidate: d for d in rehearsal}
+    assert not by_version[weak].passed
+    assert any("not clearly better than popularity" in r for r in by_version[weak].reasons)
+    assert [d.candidate for d in rehearsal if d.chosen] == [neural]
+    assert by_version[neural].candidate_score > by_version[svd].candidate_score
+    assert "dry run: would be promoted; production not moved" in by_version[neural].reasons
+
+    decisions = gate_best(versions, settings=settings)
+    assert registry.production().version == neural
+    assert [d.promoted for d in decisions] == [False, False, True]
+    assert all(d.production_before is None and d.production_after == neural for d in decisions)
+    best = decisions[2]
+    assert best.chosen and not best.dry_run
+    assert "best of 3 candidates by ndcg@20" in best.reasons
+    assert not decisions[1].passed  # SVD is no better than popularity on this world
+    assert any("not clearly better than popularity" in r for r in decisions[1].reasons)
+    assert len(registry.decisions()) == 6
+
+    with pytest.raises(ValueError, match="no candidate"):
+        gate_best([], settings=settings)

@@ -9,7 +9,12 @@ import pytest
 
 from ingest.events import parse_line
 from ingest.journal import Journal, SegmentBuilder
-from ingest.snapshot import SnapshotStore, pick_snapshot
+from ingest.snapshot import (
+    SnapshotRefusedError,
+    SnapshotStore,
+    pick_snapshot,
+    validate_snapshot,
+)
 
 LINES = [
     "2025-01-01T10:00:00,1,GET /rate/heat+1995=2",
@@ -30,6 +35,26 @@ def write_lines(journal: Journal, lines: list[str], partition: int = 0, start: i
         raw = line.encode()
         builder.add(offset, parse_line(raw), raw)
     journal.write(builder)
+
+
+def test_validate_refuses_thin_and_shrunk_snapshots(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, "movielog")
+    store = SnapshotStore(tmp_path)
+    write_lines(journal, LINES)
+    two_movies = store.cut(journal).snapshot_id
+    with pytest.raises(SnapshotRefusedError, match="2 movies, fewer than the 20"):
+        validate_snapshot(store, two_movies)
+    assert validate_snapshot(store, two_movies, min_movies=2).snapshot_id == two_movies
+
+    # A segment lost from the journal: the next cut has fewer rows than its parent.
+    more = [f"2025-01-03T10:00:00,{u},GET /rate/movie+{u}+2000=3" for u in range(4, 9)]
+    write_lines(journal, more, start=len(LINES))
+    whole = store.cut(journal).snapshot_id
+    assert validate_snapshot(store, whole, min_movies=2).parent == two_movies
+    journal.segments()[-1].unlink()
+    write_lines(journal, more[:1], start=len(LINES))
+    with pytest.raises(SnapshotRefusedError, match="fewer rows than its parent"):
+        validate_snapshot(store, store.cut(journal).snapshot_id, min_movies=2)
 
 
 def test_snapshot_contents_and_manifest(tmp_path: Path) -> None:
@@ -193,9 +218,10 @@ def test_a_planted_shift_marks_the_snapshot_suspect_and_training_refuses_it(
     report = store.drift_report(child.snapshot_id)
     assert report.startswith("SUSPECT") and "rating mean" in report
 
+    assert pick_snapshot(root=tmp_path, topic="movielog") == child.snapshot_id
     with pytest.raises(SuspectSnapshotError, match="suspect"):
-        pick_snapshot(root=tmp_path, topic="movielog")
-    assert pick_snapshot(root=tmp_path, topic="movielog", allow_suspect=True) == child.snapshot_id
+        validate_snapshot(store, child.snapshot_id)
+    assert validate_snapshot(store, child.snapshot_id, allow_suspect=True).suspect
 
 
 def test_the_same_days_again_are_not_suspect(tmp_path: Path) -> None:

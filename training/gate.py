@@ -18,6 +18,10 @@ Two steps, both recorded in the registry:
    Otherwise production stays where it is. Either way the decision and its reasons are
    appended to the decision log.
 
+A retrain trains several models side by side; ``gate_best`` judges each candidate that way
+and promotes only the one with the highest NDCG@k among those that pass (or, in a dry run,
+none, saying which it would have been), logging one decision per candidate.
+
 ``python -m training.gate VERSION`` does both for one model and prints the decision;
 ``python -m training decisions`` shows the log.
 """
@@ -28,6 +32,7 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -53,6 +58,9 @@ class Decision:
     min_lift: float
     reasons: list[str]
     decided_at: str
+    passed: bool = False  # it met the bar
+    chosen: bool = False  # it passed and scored highest of the run's candidates
+    dry_run: bool = False  # then nothing was promoted: ``chosen`` says what would have been
 
 
 def decide(
@@ -151,62 +159,115 @@ def evaluate_candidate(version: str, settings: Settings | None = None) -> ModelM
     return registry.record_evaluation(version, metrics, evaluation)
 
 
-def gate(version: str, settings: Settings | None = None) -> Decision:
-    """Decide whether ``version`` replaces production, move the pointer if so, log it.
+@dataclass(frozen=True)
+class _Verdict:
+    """One candidate judged on its own evaluation, before the candidates are compared."""
 
-    The model is evaluated first if it has not been yet.
-    """
-    settings = settings or Settings.from_env()
-    registry = ModelRegistry(settings.data_dir)
+    meta: ModelMeta
+    metric: str
+    passed: bool
+    reasons: list[str]
+    production_score: float | None
+
+    @property
+    def score(self) -> float:
+        return self.meta.metrics[self.metric]
+
+
+def _judge(
+    registry: ModelRegistry, version: str, current: ModelMeta | None, settings: Settings
+) -> _Verdict:
+    """Whether ``version`` may replace production ``current``, evaluating it first if it
+    has not been, or afresh if production moved since it was."""
     meta = registry.meta(version)
     if not meta.metrics:
         meta = evaluate_candidate(version, settings)
-    evaluation = meta.evaluation
-    metric = f"{GATE_METRIC}@{evaluation['k']}"
-    current = registry.production()
-    against = evaluation.get("production")
+    metric = f"{GATE_METRIC}@{meta.evaluation['k']}"
     if current is not None and current.version == version:
-        promoted, reasons = True, [f"{version} is already the production model"]
-        production_score = meta.metrics[metric]
-    else:
-        if current is not None and (against is None or against["version"] != current.version):
-            # Production moved since this candidate was evaluated: judge it afresh.
-            meta = evaluate_candidate(version, settings)
-            evaluation, against = meta.evaluation, meta.evaluation["production"]
-        production_score = against["metrics"][metric] if against else None
-        if against is not None:
-            reasons_prefix = [f"production {against['version']} ({against['how']})"]
-        else:
-            reasons_prefix = []
-        promoted, reasons = decide(
-            meta.metrics[metric],
-            evaluation["popularity"][metric],
-            production_score,
-            metric=metric,
-            tolerance=settings.gate_tolerance,
-            min_lift=settings.gate_min_lift,
-        )
-        reasons = reasons_prefix + reasons
-        if promoted:
-            registry.set_production(version)
-    after = registry.production()
-    decision = Decision(
-        candidate=version,
-        promoted=promoted,
+        reasons = [f"{version} is already the production model"]
+        return _Verdict(meta, metric, True, reasons, meta.metrics[metric])
+    against = meta.evaluation.get("production")
+    if current is not None and (against is None or against["version"] != current.version):
+        meta = evaluate_candidate(version, settings)
+        metric, against = f"{GATE_METRIC}@{meta.evaluation['k']}", meta.evaluation["production"]
+    production_score = against["metrics"][metric] if against else None
+    passed, reasons = decide(
+        meta.metrics[metric],
+        meta.evaluation["popularity"][metric],
+        production_score,
         metric=metric,
-        candidate_score=meta.metrics[metric],
-        popularity_score=evaluation["popularity"][metric],
-        production_before=current.version if current else None,
-        production_score=production_score,
-        production_after=after.version if after else None,
         tolerance=settings.gate_tolerance,
         min_lift=settings.gate_min_lift,
-        reasons=reasons,
-        decided_at=datetime.now(UTC).isoformat(),
     )
-    registry.log_decision(asdict(decision))
-    log.info("gate: %s %s (%s)", version, "PROMOTED" if promoted else "refused", "; ".join(reasons))
-    return decision
+    if against is not None:
+        reasons = [f"production {against['version']} ({against['how']})", *reasons]
+    return _Verdict(meta, metric, passed, reasons, production_score)
+
+
+def gate_best(
+    versions: Sequence[str], *, dry_run: bool = False, settings: Settings | None = None
+) -> list[Decision]:
+    """Judge every candidate of one retrain and promote the best of those that pass.
+
+    Each candidate is judged on its own evaluation (see the module doc); of those that
+    pass, the one with the highest gate metric replaces production (on a tie, the first
+    given). With ``dry_run`` production stays where it is and the decisions say what
+    would have happened. One decision per candidate, with its reasons, is appended to the
+    registry's log, in the order given; they are returned in that order.
+    """
+    if not versions:
+        raise ValueError("no candidate to gate")
+    settings = settings or Settings.from_env()
+    registry = ModelRegistry(settings.data_dir)
+    current = registry.production()
+    verdicts = [_judge(registry, version, current, settings) for version in versions]
+    best = max((v for v in verdicts if v.passed), key=lambda v: v.score, default=None)
+    promote = None if best is None or dry_run else best.meta.version
+    if promote is not None and (current is None or current.version != promote):
+        registry.set_production(promote)
+    after = registry.production()
+    decisions = []
+    for verdict in verdicts:
+        reasons = list(verdict.reasons)
+        if best is not None and len(verdicts) > 1:
+            if verdict is best:
+                reasons.append(f"best of {len(verdicts)} candidates by {best.metric}")
+            elif verdict.passed:
+                reasons.append(f"passed, but {best.meta.version} ranks first ({best.score:.4f})")
+        if dry_run and verdict is best:
+            reasons.append("dry run: would be promoted; production not moved")
+        decision = Decision(
+            candidate=verdict.meta.version,
+            promoted=verdict is best and not dry_run,
+            metric=verdict.metric,
+            candidate_score=verdict.score,
+            popularity_score=verdict.meta.evaluation["popularity"][verdict.metric],
+            production_before=current.version if current else None,
+            production_score=verdict.production_score,
+            production_after=after.version if after else None,
+            tolerance=settings.gate_tolerance,
+            min_lift=settings.gate_min_lift,
+            reasons=reasons,
+            decided_at=datetime.now(UTC).isoformat(),
+            passed=verdict.passed,
+            chosen=verdict is best,
+            dry_run=dry_run,
+        )
+        registry.log_decision(asdict(decision))
+        log.info(
+            "gate: %s %s (%s)",
+            decision.candidate,
+            "PROMOTED" if decision.promoted else "passed" if decision.passed else "refused",
+            "; ".join(reasons),
+        )
+        decisions.append(decision)
+    return decisions
+
+
+def gate(version: str, settings: Settings | None = None) -> Decision:
+    """Decide whether ``version`` replaces production, move the pointer if so, log it:
+    ``gate_best`` with one candidate."""
+    return gate_best([version], settings=settings)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,54 @@
+"""Online evaluation, incrementally, hourly (ONLINE_SCHEDULE): new request-log lines and
+stream events in; conversion, availability, latency and personalisation per model version
+and A/B variant out (``$RECSYS_DATA_DIR/online``: report.md, metrics.json, metrics.prom, and
+a Pushgateway if PUSHGATEWAY_URL is set; ``online/settings.py`` lists every variable).
+Then the running A/B experiment, if any, is analysed and reported, and in bandit mode its
+split in Redis is updated from the same outcomes (``experiments``).
+
+Each run reads only what arrived since the last one and keeps its own position
+(``online.job``), so a missed or repeated run neither loses nor double-counts anything: no
+catchup, one run at a time. Only wiring lives here; the job is imported inside the task, so
+parsing this file imports nothing heavy. Retries: ``recsys_defaults.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import dag, task
+from recsys_defaults import DEFAULT_ARGS, START_DATE
+
+SCHEDULE = os.environ.get("ONLINE_SCHEDULE", "@hourly")
+
+
+@dag(
+    dag_id="recsys_online",
+    schedule=SCHEDULE,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["recsys"],
+)
+def recsys_online() -> None:
+    @task(execution_timeout=timedelta(minutes=50))
+    def evaluate() -> dict:
+        """One incremental run; returns what it read, closed and still holds pending."""
+        from online.job import run
+
+        return run()
+
+    @task(execution_timeout=timedelta(minutes=10))
+    def experiment(summary: dict) -> dict:
+        """The running A/B experiment, if any: a bandit step (bandit mode), then its verdict
+        and report (``experiments.job.review_running``)."""
+        from experiments.job import review_running
+        from online.settings import Settings
+
+        return review_running(Settings.from_env().users_path)
+
+    experiment(evaluate())
+
+
+recsys_online()
