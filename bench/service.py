@@ -272,8 +272,9 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
         body_bytes = publish(client, args.users, args.seed)
         log(f"published {args.users} users in {time.perf_counter() - began:.1f}s")
         env = {**env, "REDIS_URL": url}
-        gunicorn = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG)]
-        service = Gunicorn("service", [sys.executable, "-m", "service"], env, workdir)
+        extra = ["--worker-class", args.worker_class] if args.worker_class else []
+        gunicorn = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), *extra]
+        service = Gunicorn("service", [sys.executable, "-m", "service", *extra], env, workdir)
         constant = Gunicorn("constant", [*gunicorn, "bench.service:constant_app()"], env, workdir)
         servers = [service.start(), constant.start()]
         check_answers(service, client)
@@ -315,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for both (default: env)")
     parser.add_argument("--threads", type=int, help="GUNICORN_THREADS for both (default: env)")
+    parser.add_argument(
+        "--worker-class", help="gunicorn worker class for both (default: the config's gthread)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         sys.exit("bench.service: wrk not found; install it with: apt-get install -y wrk")
@@ -359,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                 "constant_runs_rps": [round(r["rps"]) for r in constant_runs],
                 "request_log_lines": result["request_log_lines"],
                 "gunicorn": {
-                    "worker_class": "gthread",
+                    "worker_class": args.worker_class or "gthread",
                     "workers": settings.web_concurrency,
                     "threads": settings.gunicorn_threads,
                 },

@@ -36,7 +36,9 @@ _OFFERS = (response.CONTENT_TYPE.partition(";")[0], JSON_TYPE)  # text first: th
 blueprint = Blueprint("api", __name__)
 
 
-def text(body: str | bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+def text(
+    body: str | bytes, status: int = 200, headers: list[tuple[str, str]] | None = None
+) -> Response:
     """Every text answer of this service, errors included, is one line of text/plain."""
     return Response(body, status=status, headers=headers, content_type=response.CONTENT_TYPE)
 
@@ -52,18 +54,25 @@ def parse_user_id(raw: str) -> int | None:
 def recommend(userid: str) -> Response:
     started = time.perf_counter()
     user_id = parse_user_id(userid)
+    extensions = current_app.extensions  # one proxy lookup: this is the hot path
     answer = None
     if user_id is None:
         resp = text(BAD_USER_ID, 400)
     else:
-        store: RecommendationStore = current_app.extensions[STORE_KEY]
+        store: RecommendationStore = extensions[STORE_KEY]
         answer = store.recommend(user_id)
-        resp = _json(user_id, answer) if _wants_json() else text(answer.body)
-        resp.headers[VERSION_HEADER] = answer.version
-        resp.headers[VARIANT_HEADER] = answer.variant
-        resp.headers[SOURCE_HEADER] = answer.source
-        resp.headers["Vary"] = "Accept"
-    requests_log: RequestLog = current_app.extensions[REQUEST_LOG_KEY]
+        headers = [
+            (VERSION_HEADER, answer.version),
+            (VARIANT_HEADER, answer.variant),
+            (SOURCE_HEADER, answer.source),
+            ("Vary", "Accept"),
+        ]
+        if _wants_json():
+            resp = _json(user_id, answer)
+            resp.headers.extend(headers)
+        else:
+            resp = text(answer.body, headers=headers)
+    requests_log: RequestLog = extensions[REQUEST_LOG_KEY]
     if requests_log.enabled:
         requests_log.record(user_id, resp.status_code, time.perf_counter() - started, answer)
     return resp
