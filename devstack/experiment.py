@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             "ONLINE_WINDOW_HOURS": "0.5",
             "EXPERIMENT_MDE": "0.15",
             "EXPERIMENT_LOOKS": str(args.rounds),  # one look per round: alpha split over them
-            "EXPERIMENT_REPORT_BUCKET": "1min",
+            "EXPERIMENT_REPORT_BUCKET": "5s",  # the demo lasts about a minute
             "BANDIT_FLOOR": "0.05",
         }
         create_topic(env["KAFKA_BOOTSTRAP"], REQUEST_TOPIC, partitions=1)
