@@ -27,7 +27,9 @@ _SHM = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 bind = [_settings.bind]
 workers = _settings.web_concurrency
-worker_class = "gthread"
+worker_class = (
+    "service.worker.PlainErrorThreadWorker"  # gthread + a one-line 400 for huge request lines
+)
 threads = _settings.gunicorn_threads
 keepalive = 5  # the caller reuses connections; longer idles only pin threads
 timeout = 30  # a worker silent this long is stuck: kill and replace it

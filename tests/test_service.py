@@ -38,6 +38,7 @@ from service.fallback import FILE_VERSION, FallbackError
 from service.requestlog import RequestLog
 from service.settings import SHIPPED_FALLBACK, Settings, SettingsError
 from service.store import Answer, RecommendationStore, load_fallback
+from service.worker import TOO_LONG
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN_USER = 220358
@@ -923,6 +924,12 @@ def test_python_m_service_serves_under_gunicorn(
             bad = http.get(f"{service.base}/recommend/01", timeout=5)
             assert bad.status_code == 400
             assert bad.text == BAD_USER_ID
+            # Past gunicorn's request-line limit the app never sees it: still a one-line 400,
+            # not gunicorn's HTML 414 page.
+            huge = http.get(f"{service.base}/recommend/{'9' * 5000}", timeout=5)
+            assert huge.status_code == 400
+            assert huge.headers["Content-Type"] == response.CONTENT_TYPE
+            assert huge.content == TOO_LONG and b"\n" not in huge.content
 
             health = http.get(f"{service.base}/healthz", timeout=5)
             assert (health.status_code, health.text) == (200, "ok")
@@ -939,7 +946,7 @@ def test_python_m_service_serves_under_gunicorn(
         returncode = service.stop()
     log_text = service.stderr.read_text()
     assert returncode == 0, log_text
-    assert "Using worker: gthread" in log_text
+    assert "Using worker: service.worker.PlainErrorThreadWorker" in log_text
     assert log_text.count("Booting worker") == 2
     assert "Traceback" not in log_text
     assert "Control socket" not in log_text
