@@ -115,10 +115,11 @@ class MovieApp:
                 Recommendation(now, user_id, self._server, status, movies, error, latency_ms)
             ).encode()
         ]
-        started, position = self._react(user_id, movies)
+        affinity = self.world.affinities(user_id)  # the user's taste, once per visit
+        started, position = self._react(affinity, movies)
         if started is not None:
             start = now + timedelta(seconds=float(self._rng.uniform(2, 30)))
-            lines.extend(self._watch(user_id, started, start))
+            lines.extend(self._watch(user_id, affinity, started, start))
         return Visit(
             user_id,
             status,
@@ -162,11 +163,13 @@ class MovieApp:
 
     # --- the user's reaction ------------------------------------------------------------
 
-    def _react(self, user_id: int, movies: tuple[str, ...]) -> tuple[str | None, int | None]:
+    def _react(
+        self, affinity: np.ndarray, movies: tuple[str, ...]
+    ) -> tuple[str | None, int | None]:
         """The movie the user starts and its position (None when picked alone)."""
         known = [(i, m) for i, m in enumerate(movies) if self.world.has_movie(m)]
         if known:
-            interest = self.world.interest(self.world.affinities(user_id))
+            interest = self.world.interest(affinity)
             b = self.behaviour
             for looked, (position, movie) in enumerate(known):  # top down, first start wins
                 if looked and self._rng.random() >= b.examine:
@@ -175,15 +178,17 @@ class MovieApp:
                 if self._rng.random() < 1.0 / (1.0 + np.exp(-b.slope * (tempted - b.midpoint))):
                     return movie, position + 1
         if self._rng.random() < self.behaviour.organic:
-            logits = self.world.choice_logits(self.world.affinities(user_id))
+            logits = self.world.choice_logits(affinity)
             keys = logits + self._rng.gumbel(size=len(logits))
             return self.world.movie_ids[int(np.argmax(keys))], None
         return None, None
 
-    def _watch(self, user_id: int, movie: str, start: datetime) -> list[bytes]:
+    def _watch(
+        self, user_id: int, affinity: np.ndarray, movie: str, start: datetime
+    ) -> list[bytes]:
         """Minute lines for as long as the user keeps watching, then perhaps a rating."""
         index = self.world.movie_index(movie)
-        affinity = self.world.affinities(user_id)[index : index + 1]
+        affinity = affinity[index : index + 1]
         length = int(self.world.lengths[index])
         last = min(int(self.world.watch_fractions(affinity, self._rng)[0] * length), length - 1)
         lines = [
