@@ -7,7 +7,7 @@ S3VENV := .venv-s3
 S3STAMP := $(S3VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-e2e lint fmt demo experiment-demo airflow airflow-screenshot clean bench bench-ingest \
+.PHONY: help venv test test-e2e lint fmt demo experiment-demo airflow airflow-screenshot leaderboard-ml100k clean bench bench-ingest \
 	bench-train bench-precompute bench-service deploy-venv ci-lint k8s-check rules-test image-test dashboard deploy-check
 
 help:  ## list the targets
@@ -54,6 +54,9 @@ airflow: venv  ## Airflow's UI on 127.0.0.1:8080 (admin / admin) running the DAG
 airflow-screenshot: venv  ## regenerate docs/airflow-graph.png: a run in Airflow's graph view (headless Chromium)
 	scripts/ci-deps.sh chromium=chromium
 	$(PY) -m devstack.airflow_screenshot
+
+leaderboard-ml100k: venv  ## the leaderboard on MovieLens-100K (fetched hash-checked from PyPI): JSON + report in var/ml100k
+	$(PY) -m training.evaluate --ratings $$($(PY) -m devstack.ml100k) --svd-cv --report var/ml100k/report
 
 bench: bench-ingest bench-train bench-precompute bench-service  ## every benchmark; figures go to docs/BENCHMARKS.md
 
