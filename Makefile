@@ -69,7 +69,7 @@ bench-train: venv  ## model fit time and peak memory at service scale, against a
 bench-precompute: venv  ## 1M users x 27k movies: score+exclude+top-20 vs the bare product; publish vs redis-benchmark
 	$(PY) -m bench.precompute
 
-bench-service: venv  ## wrk against gunicorn+Redis vs the same gunicorn serving a constant
+bench-service: venv  ## wrk against gunicorn+Redis vs the same gunicorn serving a constant (and a bare redis-py MGET app)
 	$(PY) -m bench.service
 
 clean:  ## remove the virtual environment and local data

