@@ -413,33 +413,50 @@ def rollback(client: redis.Redis, grace_seconds: float = 2.0, to: str | None = N
 
     client.transaction(switch_back, rediskeys.ACTIVE, rediskeys.VERSIONS)
     time.sleep(grace_seconds)
-    keeping = served(client)
-    for version in state["left"]:
-        if version not in keeping:
-            _delete_version(client, version)
-        client.srem(PENDING, version)
+    _delete_unserved(client, state["left"])
     return state["target"][0]
 
 
 def prune(client: redis.Redis, keep: int) -> list[str]:
-    """Delete all but the newest ``keep`` published versions, never one that is served."""
-    keeping = served(client)
-    old = [v for v in versions(client)[:-keep] if v not in keeping]
-    for version in old:
-        client.zrem(rediskeys.VERSIONS, version)
-        _delete_version(client, version)
+    """Delete all but the newest ``keep`` published versions, never one that is served.
+
+    Unpublishing is one transaction watching what is served and what is published, so an
+    experiment pinning one of them at the same moment (``experiments.store.start`` checks,
+    in its own transaction, that its versions are published) either pins it first and it
+    is kept, or is refused; never pinned to a version being deleted."""
+    old: list[str] = []
+
+    def unpublish(pipe: redis.client.Pipeline) -> None:
+        keeping = served(pipe)
+        old[:] = [v for v in versions(pipe)[:-keep] if v not in keeping]
+        pipe.multi()
+        if old:
+            pipe.zrem(rediskeys.VERSIONS, *old)
+            pipe.sadd(PENDING, *old)  # a crash before the deletion leaves them to cleanup
+
+    client.transaction(unpublish, rediskeys.ACTIVE, rediskeys.VARIANT_VERSIONS, rediskeys.VERSIONS)
+    _delete_unserved(client, old)
     return old
 
 
 def cleanup_crashed(client: redis.Redis) -> list[str]:
-    """Delete the keys of versions left pending: crashed publishes, interrupted rollbacks."""
-    left = pending(client)
-    keeping = served(client) | set(versions(client))
-    for version in left:
+    """Delete the keys of versions left pending (crashed publishes, interrupted rollbacks
+    and prunes), and of rolled-back versions an experiment kept until it no longer does."""
+    left, published = pending(client), set(versions(client))
+    for version in published.intersection(left):
+        client.srem(PENDING, version)  # published after all: only the marker is stale
+    _delete_unserved(client, [v for v in left if v not in published])
+    return left
+
+
+def _delete_unserved(client: redis.Redis, unpublished: list[str]) -> None:
+    """Delete unpublished versions nobody reads; one an A/B variant still reads stays
+    pending, so the first ``cleanup_crashed`` after its experiment ends deletes it."""
+    keeping = served(client)
+    for version in unpublished:
         if version not in keeping:
             _delete_version(client, version)
-        client.srem(PENDING, version)
-    return left
+            client.srem(PENDING, version)
 
 
 def _require_pending(client: redis.Redis, version: str) -> None:

@@ -247,6 +247,52 @@ def test_a_version_pinned_by_an_ab_variant_is_never_pruned(redis_client) -> None
     assert pinned.version in publish_lists(client, "e").removed
 
 
+def test_prune_keeps_a_version_pinned_while_it_was_deciding(
+    redis_client, redis_url, monkeypatch
+) -> None:
+    """An experiment pins a version between prune's reading what is served and its
+    unpublishing: the WATCH makes prune read again, so the pinned version stays whole."""
+    client = redis_client
+    first = publish_lists(client, "first")
+    publish_lists(client, "second")
+    assert first.version in publish.versions(client)  # keep=1 would drop it
+    read_published = publish.versions
+    other = redis.Redis.from_url(redis_url)  # the experiment's own connection
+
+    def versions_then_pin(reader: redis.Redis) -> list[str]:
+        found = read_published(reader)
+        if not other.hexists(rediskeys.VARIANT_VERSIONS, "treatment"):
+            other.hset(rediskeys.VARIANT_VERSIONS, "treatment", first.version)
+        return found
+
+    monkeypatch.setattr(publish, "versions", versions_then_pin)
+    assert first.version not in publish.prune(client, keep=1)
+    monkeypatch.undo()
+    assert first.version in publish.versions(client)
+    assert len(user_keys(client, first.version)) == USERS
+    other.close()
+
+
+def test_a_rolled_back_version_an_experiment_reads_is_deleted_once_it_stops(
+    redis_client,
+) -> None:
+    client = redis_client
+    publish_lists(client, "base")
+    bad = publish_lists(client, "bad")
+    client.hset(rediskeys.VARIANT_VERSIONS, "treatment", bad.version)
+    publish.rollback(client, grace_seconds=0)
+    assert bad.version not in publish.versions(client)
+    assert len(user_keys(client, bad.version)) == USERS  # the variant still reads it
+    publish_lists(client, "next")  # begin's cleanup: still pinned, still kept
+    assert len(user_keys(client, bad.version)) == USERS
+
+    client.hdel(rediskeys.VARIANT_VERSIONS, "treatment")  # the experiment stopped
+    publish_lists(client, "after")
+    assert not user_keys(client, bad.version)
+    assert not client.exists(rediskeys.default(bad.version))
+    assert bad.version not in publish.pending(client)
+
+
 def test_concurrent_reader_never_sees_a_missing_empty_or_mixed_answer(redis_url: str) -> None:
     """A reader doing what the service does (GET the active pointer, then one MGET of the
     user's and the default key of that version) polls throughout one-shot publishes, sharded
