@@ -42,9 +42,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     RECSYS_GIT_SHA=${GIT_SHA}
 WORKDIR /app
 # The whole package, fallback.txt included: the last-resort list answered while Redis is down
-# (FALLBACK_PATH defaults to it; `python -m service` refuses to start if it is unusable).
+# (FALLBACK_PATH defaults to it; `python -m service` refuses to start if it is unusable);
+# and contracts/, the standard-library package of what the service shares with the pipeline.
+COPY contracts/ contracts/
 COPY service/ service/
-RUN python -m compileall -q service \
+RUN python -m compileall -q contracts service \
     && test -s service/fallback.txt
 USER 10001:10001
 EXPOSE 8082
@@ -87,6 +89,7 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/rec
     && install -d -o 10001 -g 10001 /opt/airflow /data
 COPY --from=pipeline-deps /opt/venv /opt/venv
 WORKDIR /app
+COPY contracts/ contracts/
 COPY ingest/ ingest/
 COPY training/ training/
 COPY precompute/ precompute/

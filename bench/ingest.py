@@ -48,7 +48,7 @@ from ingest.consumer import Consumer
 from ingest.events import Rejected, parse_line
 from ingest.journal import Journal
 from ingest.settings import Settings
-from ingest.simulate import World, produce
+from simulator.traffic import World, produce
 
 PARTITIONS = 2
 DEFAULT_LINES = 1_000_000

@@ -56,14 +56,14 @@ import redis
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from contracts.response import LIST_LENGTH
 from devstack.servers import LOOPBACK, free_port, redis_server
-from ingest.simulate import invent_movie_ids
 from precompute import publish
 from precompute.bodies import Catalogue, cold_start_body
 from precompute.scoring import Ranker
 from precompute.settings import Settings
 from precompute.shard import Shard
-from service.response import LIST_LENGTH
+from simulator.traffic import invent_movie_ids
 from training.factors import FactorModel
 from training.interactions import Interactions
 

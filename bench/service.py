@@ -55,8 +55,8 @@ from pathlib import Path
 import redis
 from flask import Flask, Response
 
+from contracts import rediskeys, response
 from devstack.servers import LOOPBACK, free_port, redis_server, wait_for_port
-from service import rediskeys, response
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent

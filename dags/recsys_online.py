@@ -6,7 +6,7 @@ Then the running A/B experiment, if any, is analysed and reported, and in bandit
 split in Redis is updated from the same outcomes (``experiments``).
 
 Each run reads only what arrived since the last one and keeps its own position
-(``online.job``), so a missed or repeated run neither loses nor double-counts anything: no
+(``online.evaluation``), so a missed or repeated run neither loses nor double-counts anything: no
 catchup, one run at a time. Only wiring lives here; the job is imported inside the task, so
 parsing this file imports nothing heavy. Retries: ``recsys_defaults.py``.
 """
@@ -35,15 +35,15 @@ def recsys_online() -> None:
     @task(execution_timeout=timedelta(minutes=50))
     def evaluate() -> dict:
         """One incremental run; returns what it read, closed and still holds pending."""
-        from online.job import run
+        from online.evaluation import run
 
         return run()
 
     @task(execution_timeout=timedelta(minutes=10))
     def experiment(summary: dict) -> dict:
         """The running A/B experiment, if any: a bandit step (bandit mode), then its verdict
-        and report (``experiments.job.review_running``)."""
-        from experiments.job import review_running
+        and report (``experiments.review.review_running``)."""
+        from experiments.review import review_running
         from online.settings import Settings
 
         return review_running(Settings.from_env().users_path)

@@ -171,7 +171,7 @@ def recsys_retrain() -> None:
         dag=None,
         dag_run=None,
     ) -> dict:
-        from precompute.runreport import write_run_report
+        from precompute.retrain_report import write_run_report
 
         return write_run_report(
             run_id=dag_run.run_id,

@@ -70,7 +70,7 @@ def seed_snapshot(
         *("--seed", str(seed), "--kafka", env["KAFKA_BOOTSTRAP"], "--topic", topic),
     ]
     logs = (None, None) if log_dir is None else (log_dir / "simulate.log", log_dir / "consume.log")
-    run([sys.executable, "-m", "ingest.simulate", *simulate], env, log=logs[0])
+    run([sys.executable, "-m", "simulator.traffic", *simulate], env, log=logs[0])
     consume = ["consume", "--idle", "3", "--snapshot"]
     run([sys.executable, "-m", "ingest", *consume], env, log=logs[1])
 

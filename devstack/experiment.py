@@ -7,7 +7,7 @@
 3. the real service (gunicorn) with its request log produced to Kafka, and the ingest
    consumer running beside it;
 4. a fixed 50/50 experiment ``control`` = random vs ``neural``: rounds of simulated app users
-   (``ingest.movieapp``) who call the service and watch what tempts them; after each round
+   (``simulator.movieapp``) who call the service and watch what tempts them; after each round
    the online job (``online``) joins what was served with what was watched, and the
    experiment is analysed (``experiments``) exactly as the ``recsys_online`` DAG does;
 5. the same two arms as a Thompson-sampling bandit starting at 50/50, its split updated in
@@ -102,8 +102,8 @@ class _Loop:
     def __init__(
         self, args: argparse.Namespace, env: dict[str, str], consumer: subprocess.Popen
     ) -> None:
-        from ingest.simulate import World
         from online.settings import Settings
+        from simulator.traffic import World
 
         self.args, self.env, self.consumer = args, env, consumer
         self.world = World.build(args.users, args.movies, args.seed)
@@ -111,10 +111,10 @@ class _Loop:
         self.produced = _journal_lines(Path(env["RECSYS_DATA_DIR"]))  # the history so far
 
     def experiment(self, client, name: str, mode: str, versions: dict[str, str], half: int) -> dict:
-        from experiments import job, store
+        from experiments import review, store
         from experiments.definition import Experiment
         from experiments.settings import Settings
-        from ingest.movieapp import MovieApp
+        from simulator.movieapp import MovieApp
 
         users = np.arange(half, len(self.world.user_ids), 2)
         app = MovieApp(self.world, self.env["SERVICE_URL"], seed=self.args.seed, users=users)
@@ -127,8 +127,8 @@ class _Loop:
             app.close()
             stopped = store.stop(client)
         settings = Settings.from_env()
-        outcomes = job.read_outcomes(self.online.users_path)
-        analysis, files = job.report_experiment(stopped, outcomes, settings, settings.report_dir)
+        outcomes = review.read_outcomes(self.online.users_path)
+        analysis, files = review.report_experiment(stopped, outcomes, settings, settings.report_dir)
         return {
             "verdict": analysis.verdict.label,
             "rounds": reviews,
@@ -138,13 +138,13 @@ class _Loop:
         }
 
     def round(self, app, label: str) -> dict:
-        from experiments.job import review_running
-        from ingest.simulate import produce
-        from online import job as online_job
+        from experiments.review import review_running
+        from online import evaluation as online_evaluation
+        from simulator.traffic import produce
 
         self.produced += produce(app.lines(self.args.visits), self.env["KAFKA_BOOTSTRAP"], TOPIC)
         _wait_for_journal(Path(self.env["RECSYS_DATA_DIR"]), self.produced, self.consumer)
-        online = online_job.run(self.online)
+        online = online_evaluation.run(self.online)
         review = review_running(self.online.users_path)
         review.pop("files", None)
         review["online"] = {k: online[k] for k in ("read", "closed", "pending", "watermark")}

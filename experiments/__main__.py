@@ -12,10 +12,10 @@ from pathlib import Path
 
 import redis
 
-from experiments import bandit, job, store
+from contracts import rediskeys
+from experiments import bandit, review, store
 from experiments.definition import Experiment
 from experiments.settings import Settings, SettingsError
-from service import rediskeys
 
 ACTIVE = "active"  # as a version: the one rec:active names when the experiment starts
 
@@ -129,20 +129,20 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             result = store.status(client)
         elif args.command == "analyze" and args.experiment is None:
-            outcomes = job.read_outcomes(args.outcomes)
-            result = job.analyze_outcomes(outcomes, settings, args.control).as_dict()
+            outcomes = review.read_outcomes(args.outcomes)
+            result = review.analyze_outcomes(outcomes, settings, args.control).as_dict()
         elif args.command == "analyze":
-            experiment = job.experiment_named(client, args.experiment)
-            outcomes = job.read_outcomes(args.outcomes)
-            result = job.analyze_experiment(experiment, outcomes, settings).as_dict()
+            experiment = review.experiment_named(client, args.experiment)
+            outcomes = review.read_outcomes(args.outcomes)
+            result = review.analyze_experiment(experiment, outcomes, settings).as_dict()
         elif args.command == "bandit-step":
-            outcomes = job.read_outcomes(args.outcomes)
+            outcomes = review.read_outcomes(args.outcomes)
             moved = bandit.step(client, outcomes, draws=settings.bandit_draws, seed=settings.seed)
             result = {"name": moved.name, "weights": dict(moved.weights)}
         else:
-            experiment = job.experiment_named(client, args.experiment)
-            outcomes = job.read_outcomes(args.outcomes)
-            analysis, files = job.report_experiment(
+            experiment = review.experiment_named(client, args.experiment)
+            outcomes = review.read_outcomes(args.outcomes)
+            analysis, files = review.report_experiment(
                 experiment, outcomes, settings, args.out or settings.report_dir
             )
             result = {"verdict": analysis.verdict.label, "files": [str(f) for f in files]}

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from contracts import ab
 from experiments import stats
-from service import ab
 
 COLUMNS = ("user", "variant", "first_exposure", "converted")
 INTERVAL = 0.95  # the per-variant interval in tables and plots

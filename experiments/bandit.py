@@ -7,7 +7,7 @@ least a floor of traffic, so an arm that was unlucky early can still recover, an
 analysis keeps users in every arm.
 
 A step is meant to run on a schedule (``python -m experiments bandit-step`` from cron or a
-task). Shares change gradually, and ``service.ab`` moves only the users at the bucket
+task). Shares change gradually, and ``contracts.ab`` moves only the users at the bucket
 boundaries between neighbouring variants; the analysis counts a moved user in the
 variant they met first. Adaptive allocation biases the plain difference of rates a little
 (an arm's rate is sampled more while it looks good); the verdict's tests are those of a
@@ -25,10 +25,10 @@ import pandas as pd
 import redis
 from numpy.typing import ArrayLike, NDArray
 
+from contracts import ab
 from experiments import store
 from experiments.analysis import user_outcomes
 from experiments.definition import Experiment
-from service import ab
 
 
 def win_shares(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from service import ab
+from contracts import ab
 
 MODES = ("fixed", "bandit")
 SOURCES = ("start", "manual", "bandit")

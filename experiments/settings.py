@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ingest.settings import data_dir
+from contracts.locations import data_dir
 from service.settings import SettingsError, positive_int, read_var
 
 __all__ = ["Settings", "SettingsError"]

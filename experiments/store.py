@@ -21,8 +21,8 @@ from typing import Any
 
 import redis
 
+from contracts import ab, rediskeys
 from experiments.definition import DefinitionError, Experiment
-from service import ab, rediskeys
 
 
 class RefusedError(RuntimeError):
@@ -82,7 +82,7 @@ def change_split(
 ) -> Experiment:
     """Give the running experiment (refused unless it is ``name``, when given) a new split:
     one weight per variant, integers, not all 0; recorded in its history. Growing a variant
-    moves users into it from its neighbour only (``service.ab``)."""
+    moves users into it from its neighbour only (``contracts.ab``)."""
     now = now or datetime.now(UTC)
     result: list[Experiment] = []
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError
 
-from ingest import metrics
+from ingest import prom
 from ingest.events import Rejected, parse_line
 from ingest.journal import Journal, SegmentBuilder
 from ingest.settings import Settings
@@ -81,7 +81,7 @@ class Consumer:
         self._assigned_at: float | None = None
         self._durable: dict[int, int] = {}  # partition -> next offset not yet journaled
         store = SnapshotStore(settings.snapshots or settings.data_dir)
-        metrics.watch_snapshot_age(store.latest_created_at)
+        prom.watch_snapshot_age(store.latest_created_at)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -99,7 +99,7 @@ class Consumer:
                 signal.signal(sig, handler)
 
     def _run(self, idle_seconds: float | None) -> ConsumeStats:
-        metrics.serve(self.settings.metrics_port)
+        prom.serve(self.settings.metrics_port)
         if not self._connect():
             return self.stats
         started = last_event = time.monotonic()
@@ -144,7 +144,7 @@ class Consumer:
                 self._kafka.subscribe([s.topic], listener=_Rebalance(self))
                 return True
             except KafkaError as exc:
-                metrics.CONNECT_FAILURES.inc()
+                prom.CONNECT_FAILURES.inc()
                 log.warning(
                     "broker %s unreachable (%s); retrying in %.1fs", s.bootstrap, exc, backoff
                 )
@@ -179,7 +179,7 @@ class Consumer:
             end = self._kafka.highwater(tp)
             if end is not None:
                 lag = max(0, end - self._durable.get(tp.partition, 0))
-                metrics.LAG.labels(str(tp.partition)).set(lag)
+                prom.LAG.labels(str(tp.partition)).set(lag)
 
     # -- batches -------------------------------------------------------------------------
 
@@ -218,7 +218,7 @@ class Consumer:
             builder.add(message.offset, parsed, raw)
             if isinstance(parsed, Rejected):
                 rejected[parsed.reason.value] += 1
-                metrics.REJECTED.labels(parsed.reason.value).inc()
+                prom.REJECTED.labels(parsed.reason.value).inc()
             else:
                 accepted += 1
         self.stats.accepted += accepted
@@ -238,18 +238,18 @@ class Consumer:
             self.journal.write(builder)
             self.stats.segments += 1
             for kind, n in Counter(builder.columns["kind"]).items():
-                metrics.EVENTS.labels(kind).inc(n)
+                prom.EVENTS.labels(kind).inc(n)
             self._durable[partition] = builder.last + 1
             tp = TopicPartition(self.settings.topic, partition)
             offsets[tp] = OffsetAndMetadata(builder.last + 1, "", -1)
         try:
             self._kafka.commit(offsets)
         except KafkaError as exc:
-            metrics.COMMIT_FAILURES.inc()
+            prom.COMMIT_FAILURES.inc()
             log.warning(
                 "commit failed (%s); the journal holds the batch, a later commit covers it", exc
             )
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.LAST_BATCH.set_to_current_time()
+        prom.BATCH_SECONDS.observe(time.perf_counter() - started)
+        prom.LAST_BATCH.set_to_current_time()
         self._update_lag()
         log.info("batch durable: %s", {tp.partition: o.offset for tp, o in offsets.items()})

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from contracts.userid import MAX_USER_ID
+
 MAX_LINE_BYTES = 64 * 1024
-MAX_USER_ID = 2**63 - 1
 MAX_MINUTE = 1000  # longest plausible feature film, in minutes
 FUTURE_SLACK = timedelta(days=1)  # clock skew we tolerate before calling a time "future"
 

@@ -22,19 +22,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts.locations import data_dir, snapshot_location
 from ingest.drift import DriftBounds
 from ingest.events import RatingScale
-
-
-def data_dir() -> Path:
-    """The one root every pipeline stage writes under (shared by ingest, training, precompute)."""
-    return Path(os.environ.get("RECSYS_DATA_DIR", "var")).resolve()
-
-
-def snapshot_location(root: Path | None = None) -> Path | str:
-    """Where snapshots live, for every stage: SNAPSHOT_URI if set, else the data directory
-    (``root`` when the caller's own settings name one)."""
-    return os.environ.get("SNAPSHOT_URI") or root or data_dir()
 
 
 def _scale(text: str) -> RatingScale:

@@ -30,10 +30,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from contracts.response import LIST_LENGTH
 from ingest import drift
 from ingest.journal import Journal
 from ingest.schema import MOVIES, RATINGS, SCHEMA_VERSION, USERS, WATCHES
-from service.response import LIST_LENGTH
 
 log = logging.getLogger(__name__)
 

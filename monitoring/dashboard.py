@@ -6,7 +6,7 @@
 
 Import ``grafana/recsys.json`` into Grafana (Dashboards > Import), or provision it from a
 ConfigMap. ``make rules-test`` parses every panel query with promtool (scripts/rules-test.sh).
-Metric names are those of service/metrics.py and ingest/metrics.py.
+Metric names are those of service/prom.py and ingest/prom.py.
 """
 
 from __future__ import annotations

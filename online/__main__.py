@@ -25,11 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = Settings.from_env()
     if args.command == "run":
-        from online.job import run
+        from online.evaluation import run
 
         print(json.dumps(run(settings)))
         return 0
-    from online.report import METRICS_JSON
+    from online.online_report import METRICS_JSON
 
     path = settings.out_dir / METRICS_JSON
     if not path.exists():

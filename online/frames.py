@@ -28,9 +28,11 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from contracts import requestrecord
+
 STREAM_VARIANT = "stream"  # the stream's lines say nothing about A/B variants...
 UNKNOWN_VERSION = "unknown"  # ...or model versions
-NO_LABEL = "none"  # variant/version/source of a request the service answered without a list
+NO_LABEL = requestrecord.NO_LABEL  # variant/version/source of a request answered without a list
 
 RECOMMENDATION_COLUMNS = (
     "time",

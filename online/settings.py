@@ -13,8 +13,8 @@
 | ONLINE_STREAM_RECOMMENDATIONS | 1               | also evaluate the stream's `recommendation     |
 |                               |                 | request` lines (0: only the request log)       |
 | ONLINE_STREAM_SPLIT           | (unset)         | e.g. control=90,treatment=10: label stream     |
-|                               |                 | lines with service.ab's variant for this split |
-|                               |                 | instead of "stream"                            |
+|                               |                 | lines with contracts.ab's variant for this     |
+|                               |                 | split instead of "stream"                      |
 | REQUEST_LOG_PATH              | (unset)         | the service's request log files: glob(s),      |
 |                               |                 | comma-separated                                |
 | REQUEST_LOG_KAFKA_BOOTSTRAP   | (unset)         | read the request log from this Kafka too       |
@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from ingest.settings import data_dir
-from service import ab
-from service.response import parse_body
+from contracts import ab
+from contracts.locations import data_dir
+from contracts.response import parse_body
 from service.settings import Settings as ServiceSettings
 
 DEFAULT_WINDOW = timedelta(hours=24)

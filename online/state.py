@@ -4,7 +4,7 @@
 Kafka offsets), the watermark and the counters; it names a generation directory
 ``<out>/state/<n>/`` holding the tables:
 
-- ``totals``, ``histogram``, ``per_version``, ``served``: the sums ``online.metrics`` adds up;
+- ``totals``, ``histogram``, ``per_version``, ``served``: the sums ``online.totals`` adds up;
 - ``starts``: each (user, movie)'s first watch, over the whole stream (a later watch is a
   continuation, not a start, however old the first one is);
 - ``pending``: exposure candidates whose window is still open, plus the already judged ones
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from online import frames, metrics
+from contracts.response import SEPARATOR, parse_body
+from online import frames, totals
 from online.conversion import VERSION_OUTCOME_DTYPES
-from service.response import SEPARATOR, parse_body
 
 STATE_FILE = "state.json"
 TABLES_DIR = "state"
@@ -59,7 +59,7 @@ class State:
     watermark: pd.Timestamp | None = None
     rejected: Counter = field(default_factory=Counter)
     runs: int = 0
-    totals: pd.DataFrame = field(default_factory=metrics.empty_totals)
+    totals: pd.DataFrame = field(default_factory=totals.empty_totals)
     histogram: pd.DataFrame = field(
         default_factory=lambda: _empty({"version": "str", "variant": "str", "bin": "int64"}).assign(
             count=pd.Series(dtype="int64")
@@ -91,7 +91,7 @@ class State:
             watermark=None if meta["watermark"] is None else pd.Timestamp(meta["watermark"]),
             rejected=Counter(meta["rejected"]),
             runs=meta["runs"],
-            totals=read("totals").set_index(metrics.GROUP),
+            totals=read("totals").set_index(totals.GROUP),
             histogram=read("histogram"),
             per_version=read("per_version"),
             served=read("served"),

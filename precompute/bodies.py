@@ -1,6 +1,6 @@
 """Response bodies, built here once per user so the service sends bytes it never looks at.
 
-The format is ``service.response``'s: each catalogue ID is checked against it once
+The format is ``contracts.response``'s: each catalogue ID is checked against it once
 (``format_body`` of the ID alone), after which a body is a join of pre-encoded IDs. Lists
 come from ``scoring.Ranker`` (unique indices by construction); ``Catalogue.bodies`` still
 checks uniqueness per block, vectorised, because a duplicate would break the contract.
@@ -12,9 +12,9 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from contracts.response import LIST_LENGTH, SEPARATOR, BadListError, format_body
 from precompute.rules import Rule
 from precompute.scoring import Ranker, cold_start
-from service.response import LIST_LENGTH, SEPARATOR, BadListError, format_body
 from training.factors import FactorModel
 from training.interactions import Interactions
 

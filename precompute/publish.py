@@ -41,9 +41,9 @@ from itertools import islice
 
 import redis
 
+from contracts import rediskeys
+from contracts.response import LIST_LENGTH, parse_body
 from precompute.shard import Shard
-from service import rediskeys
-from service.response import LIST_LENGTH, parse_body
 
 PENDING = rediskeys.PENDING
 

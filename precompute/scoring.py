@@ -33,11 +33,11 @@ from itertools import islice
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from contracts.response import LIST_LENGTH
 from precompute.rules import Rule, apply_rules
-from precompute.topn import exclude_seen, top_k
-from service.response import LIST_LENGTH
 from training.factors import FactorModel
 from training.interactions import Interactions
+from training.topn import exclude_seen, top_k
 
 SELECT_ROWS = 64  # rows per top_k call: 64 x 27k floats = 7 MB, still in cache
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass
 
 import redis
 
-from ingest.settings import snapshot_location
+from contracts import rediskeys
+from contracts.locations import snapshot_location
 from ingest.snapshot import SnapshotStore
 from precompute import publish
 from precompute.bodies import body_blocks, cold_start_body
 from precompute.rules import Rule, rules_from_settings
 from precompute.settings import Settings
 from precompute.shard import Shard, rows_of
-from service import rediskeys
 from training.factors import FactorModel
 from training.interactions import Interactions
 from training.registry import ModelMeta, ModelRegistry

@@ -24,10 +24,10 @@ from email.message import Message
 
 import redis
 
+from contracts import rediskeys
+from contracts.response import LIST_LENGTH, VARIANT_HEADER, VERSION_HEADER, parse_body
 from precompute import publish
 from precompute.settings import Settings
-from service import rediskeys
-from service.response import LIST_LENGTH, VARIANT_HEADER, VERSION_HEADER, parse_body
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import redis
 import requests
 
+from contracts import rediskeys, response
 from devstack.servers import LOOPBACK, free_port, redis_server
-from service import rediskeys, response
 
 STORAGE = ["--storage-driver", os.environ.get("STORAGE_DRIVER", "vfs")]
 BUILDAH = ["buildah", *STORAGE]

@@ -15,22 +15,19 @@ A/B variant and where the list came from. The store never fails, so a valid ID i
 from __future__ import annotations
 
 import json
-import re
 import time
 
 from flask import Blueprint, Response, current_app, request
 
-from service import response
+from contracts import response
+from contracts.response import SOURCE_HEADER, VARIANT_HEADER, VERSION_HEADER
+from contracts.userid import BAD_USER_ID, parse_user_id
+from service.lookup import Answer, RecommendationStore
 from service.requestlog import RequestLog
-from service.response import SOURCE_HEADER, VARIANT_HEADER, VERSION_HEADER
-from service.store import Answer, RecommendationStore
 
 STORE_KEY = "recommendation_store"  # where create_app puts the store in app.extensions
 REQUEST_LOG_KEY = "request_log"  # and the request log
-MAX_USER_ID = 2**63 - 1
-BAD_USER_ID = f"userid must be a positive integer <= {MAX_USER_ID}"
 JSON_TYPE = "application/json"
-_USER_ID = re.compile(r"[1-9][0-9]{0,18}")
 _OFFERS = (response.CONTENT_TYPE.partition(";")[0], JSON_TYPE)  # text first: the default
 
 blueprint = Blueprint("api", __name__)
@@ -41,13 +38,6 @@ def text(
 ) -> Response:
     """Every text answer of this service, errors included, is one line of text/plain."""
     return Response(body, status=status, headers=headers, content_type=response.CONTENT_TYPE)
-
-
-def parse_user_id(raw: str) -> int | None:
-    if not _USER_ID.fullmatch(raw):
-        return None
-    user_id = int(raw)
-    return user_id if user_id <= MAX_USER_ID else None
 
 
 @blueprint.get("/recommend/<userid>")

@@ -12,10 +12,11 @@ import time
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
-from service import api, metrics, ops, response
+from contracts import response
+from service import api, ops, prom
+from service.lookup import RecommendationStore
 from service.requestlog import RequestLog
 from service.settings import Settings
-from service.store import RecommendationStore
 
 _REASONS = {
     404: "not found: the API is GET /recommend/<userid>",
@@ -57,10 +58,10 @@ def _start_clock() -> None:
 
 def _count(resp: Response) -> Response:
     rule = request.url_rule
-    route = rule.rule if rule is not None else metrics.UNMATCHED_ROUTE
+    route = rule.rule if rule is not None else prom.UNMATCHED_ROUTE
     started = g.get("started")
     elapsed = time.perf_counter() - started if started is not None else 0.0
-    metrics.observe_request(route, resp.status_code, elapsed)
+    prom.observe_request(route, resp.status_code, elapsed)
     return resp
 
 

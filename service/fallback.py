@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service import response
+from contracts import response
 
 FILE_VERSION = "fallback-file"  # X-Model-Version of an answer from this file
 

@@ -19,7 +19,7 @@ import queue
 import threading
 from typing import Any
 
-from service import metrics
+from service import prom
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class KafkaSink:
         try:
             self._queue.put_nowait((key, line))
         except queue.Full:
-            metrics.REQUEST_LOG_DROPPED.labels("queue_full").inc()
+            prom.REQUEST_LOG_DROPPED.labels("queue_full").inc()
 
     def close(self, timeout: float = CLOSE_FLUSH_SECONDS) -> None:
         """Send what is queued (within about ``timeout``) and stop the thread. Lines still
@@ -79,13 +79,13 @@ class KafkaSink:
             while producer is None and not self._closing.is_set():
                 producer = self._connect()
             if producer is None:  # closing while Kafka is unreachable: give up on the rest
-                metrics.REQUEST_LOG_DROPPED.labels("shutdown").inc()
+                prom.REQUEST_LOG_DROPPED.labels("shutdown").inc()
                 continue
             key, line = item
             try:
                 future = producer.send(self._topic, key=key, value=line)
             except Exception as exc:  # buffer full past max_block_ms, or the producer broke
-                metrics.REQUEST_LOG_DROPPED.labels("send_failed").inc()
+                prom.REQUEST_LOG_DROPPED.labels("send_failed").inc()
                 log.warning("request log line not produced: %s: %s", type(exc).__name__, exc)
                 continue
             future.add_callback(_sent)
@@ -122,9 +122,9 @@ class KafkaSink:
 
 
 def _sent(_metadata: object) -> None:
-    metrics.REQUEST_LOG_SENT.inc()
+    prom.REQUEST_LOG_SENT.inc()
 
 
 def _failed(exc: BaseException) -> None:
-    metrics.REQUEST_LOG_DROPPED.labels("send_failed").inc()
+    prom.REQUEST_LOG_DROPPED.labels("send_failed").inc()
     log.warning("request log line not produced: %s: %s", type(exc).__name__, exc)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from service import ab, response
-from service.api import MAX_USER_ID, SOURCE_HEADER, VARIANT_HEADER, VERSION_HEADER
+from contracts import ab, response
+from contracts.response import SOURCE_HEADER, VARIANT_HEADER, VERSION_HEADER
+from contracts.userid import MAX_USER_ID
 
 _ONE_LINE = {"type": "string", "pattern": r"^[^\r\n]+$"}
 _MOVIE_ID = r"[^,\s]+"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from service import metrics, openapi
+from service import openapi, prom
 from service.api import STORE_KEY, text
-from service.store import RecommendationStore
+from service.lookup import RecommendationStore
 
 blueprint = Blueprint("ops", __name__)
 
@@ -32,7 +32,7 @@ def readyz() -> Response:
 @blueprint.get("/metrics")
 def prometheus_metrics() -> Response:
     current_app.extensions[STORE_KEY].export_age()  # the age as of this scrape
-    body, content_type = metrics.render()
+    body, content_type = prom.render()
     return Response(body, content_type=content_type)
 
 

@@ -19,27 +19,15 @@ write error is counted, never raised.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 
-from service import metrics
+from contracts.requestrecord import RecordFormatter
+from service import prom
 from service.kafkasink import KafkaSink
+from service.lookup import Answer
 from service.settings import Settings
-from service.store import Answer
-
-_encode = json.JSONEncoder().encode  # C-accelerated; escapes any odd byte in IDs or versions
-
-# The line's field names, shared with its reader (``online.requestlog``).
-FIELD_TIME = "time"
-FIELD_USER = "user"
-FIELD_STATUS = "status"
-FIELD_VARIANT = "variant"
-FIELD_VERSION = "version"
-FIELD_SOURCE = "source"
-FIELD_LATENCY_MS = "latency_ms"
-FIELD_RESULT = "result"
 
 
 class RequestLog:
@@ -47,8 +35,7 @@ class RequestLog:
         """``fd``: where lines are written (stdout's descriptor in production), or None."""
         self._fd = fd
         self._sink = sink
-        self._second = -1  # the whole second whose timestamp prefix is cached
-        self._prefix = ""
+        self._formatter = RecordFormatter()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RequestLog:
@@ -83,23 +70,18 @@ class RequestLog:
         answer: Answer | None,
         now: float,
     ) -> str:
-        """The JSON line (ASCII only). Written out by hand: the fields are fixed and this
-        runs on every request; the free-text values go through the JSON encoder."""
-        second = int(now)
-        if second != self._second:  # strftime once a second, not once a request
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        stamp = f"{self._prefix}.{int((now - second) * 1000):03d}Z"
-        user = "null" if user_id is None else str(user_id)
-        latency = f"{latency_seconds * 1000:.3f}"
-        head = f'{{"{FIELD_TIME}":"{stamp}","{FIELD_USER}":{user},"{FIELD_STATUS}":{status},'
+        """The record line (``contracts.requestrecord``) of one request."""
         if answer is None:
-            return f'{head}"{FIELD_LATENCY_MS}":{latency},"{FIELD_RESULT}":""}}'
-        return (
-            f'{head}"{FIELD_VARIANT}":{_encode(answer.variant)},'
-            f'"{FIELD_VERSION}":{_encode(answer.version)},"{FIELD_SOURCE}":"{answer.source}",'
-            f'"{FIELD_LATENCY_MS}":{latency},'
-            f'"{FIELD_RESULT}":{_encode(answer.body.decode("utf-8", "replace"))}}}'
+            return self._formatter.format(
+                now, user_id, status, latency_seconds, labels=None, result=""
+            )
+        return self._formatter.format(
+            now,
+            user_id,
+            status,
+            latency_seconds,
+            labels=(answer.variant, answer.version, answer.source),
+            result=answer.body.decode("utf-8", "replace"),
         )
 
     def _write(self, data: bytes) -> None:
@@ -109,7 +91,7 @@ class RequestLog:
                 data = data[written:]
                 written = os.write(self._fd, data)  # type: ignore[arg-type]
         except OSError:
-            metrics.REQUEST_LOG_DROPPED.labels("stdout_error").inc()
+            prom.REQUEST_LOG_DROPPED.labels("stdout_error").inc()
 
     def close(self) -> None:
         if self._sink is not None:

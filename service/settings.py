@@ -35,29 +35,32 @@ empty value counts as unset, so a manifest can blank a variable to get the defau
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+from contracts import locations
+from contracts.env import (
+    SettingsError,
+    choice,
+    environment,
+    non_negative_float,
+    positive_int,
+    read_var,
+)
+
+__all__ = ["Settings", "SettingsError"]
+
 DEFAULT_BIND = "127.0.0.1:8082"
 # The last-resort list ships inside the package, so every image and checkout has it.
 SHIPPED_FALLBACK = Path(__file__).resolve().with_name("fallback.txt")
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads this name itself
 REQUEST_LOG_CHOICES = ("stdout", "off")
 
-T = TypeVar("T")
-
-
-class SettingsError(ValueError):
-    """An environment variable that cannot be used; the message names it."""
-
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = locations.DEFAULT_REDIS_URL
     redis_timeout_ms: int = 50
     version_refresh_seconds: float = 1.0
     fallback_path: Path = SHIPPED_FALLBACK
@@ -68,7 +71,7 @@ class Settings:
     redis_breaker_seconds: float = 0.5
     request_log: str = "stdout"
     request_log_kafka_bootstrap: str | None = None
-    request_log_kafka_topic: str = "recsys-requests"
+    request_log_kafka_topic: str = locations.DEFAULT_REQUEST_LOG_TOPIC
     request_log_queue_size: int = 10_000
     metrics_dir: Path | None = None
 
@@ -80,13 +83,13 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read every variable (``os.environ`` unless given); bad values raise ``SettingsError``
         at startup rather than surfacing as odd behaviour under load."""
-        env = os.environ if environ is None else environ
+        env = environment(environ)
         d = cls()
         return cls(
-            redis_url=read_var(env, "REDIS_URL", _redis_url, d.redis_url),
+            redis_url=locations.redis_url(env),
             redis_timeout_ms=read_var(env, "REDIS_TIMEOUT_MS", positive_int, d.redis_timeout_ms),
             version_refresh_seconds=read_var(
-                env, "VERSION_REFRESH_SECONDS", _non_negative_float, d.version_refresh_seconds
+                env, "VERSION_REFRESH_SECONDS", non_negative_float, d.version_refresh_seconds
             ),
             fallback_path=read_var(env, "FALLBACK_PATH", Path, d.fallback_path),
             bind=read_var(env, "SERVICE_BIND", _bind, d.bind),
@@ -96,15 +99,11 @@ class Settings:
                 env, "REDIS_BREAKER_FAILURES", positive_int, d.redis_breaker_failures
             ),
             redis_breaker_seconds=read_var(
-                env, "REDIS_BREAKER_SECONDS", _non_negative_float, d.redis_breaker_seconds
+                env, "REDIS_BREAKER_SECONDS", non_negative_float, d.redis_breaker_seconds
             ),
-            request_log=read_var(env, "REQUEST_LOG", _request_log, d.request_log),
-            request_log_kafka_bootstrap=read_var(
-                env, "REQUEST_LOG_KAFKA_BOOTSTRAP", _bootstrap, d.request_log_kafka_bootstrap
-            ),
-            request_log_kafka_topic=read_var(
-                env, "REQUEST_LOG_KAFKA_TOPIC", str, d.request_log_kafka_topic
-            ),
+            request_log=read_var(env, "REQUEST_LOG", choice(*REQUEST_LOG_CHOICES), d.request_log),
+            request_log_kafka_bootstrap=locations.request_log_kafka_bootstrap(env),
+            request_log_kafka_topic=locations.request_log_kafka_topic(env),
             request_log_queue_size=read_var(
                 env, "REQUEST_LOG_QUEUE_SIZE", positive_int, d.request_log_queue_size
             ),
@@ -112,53 +111,7 @@ class Settings:
         )
 
 
-def read_var(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
-    """``parse`` of the variable, or ``default`` if unset or empty; a value ``parse`` refuses
-    raises ``SettingsError`` naming the variable (the pipeline's settings modules use it too:
-    the service package must stay free of pipeline imports, not the other way round)."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return parse(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r}: {exc}") from None
-
-
-def positive_int(raw: str) -> int:
-    value = int(raw)
-    if value < 1:
-        raise ValueError("must be a positive integer")
-    return value
-
-
-def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if not value >= 0 or value == float("inf"):
-        raise ValueError("must be a finite number >= 0")
-    return value
-
-
-def _redis_url(raw: str) -> str:
-    if not raw.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must start with redis://, rediss:// or unix://")
-    return raw
-
-
 def _bind(raw: str) -> str:
     if not raw.startswith("unix:") and ":" not in raw:
         raise ValueError("must be host:port or unix:/path")
     return raw
-
-
-def _request_log(raw: str) -> str:
-    if raw not in REQUEST_LOG_CHOICES:
-        raise ValueError(f"must be one of {', '.join(REQUEST_LOG_CHOICES)}")
-    return raw
-
-
-def _bootstrap(raw: str) -> str:
-    servers = [s.strip() for s in raw.split(",")]
-    if not all(s.rpartition(":")[2].isdigit() for s in servers):
-        raise ValueError("must be host:port[,host:port...]")
-    return ",".join(servers)

@@ -16,7 +16,7 @@ from gunicorn import util
 from gunicorn.http.errors import LimitRequestLine
 from gunicorn.workers.gthread import ThreadWorker
 
-from service import response
+from contracts import response
 
 TOO_LONG = b"request line too long: userid must be a positive integer of at most 19 digits"
 

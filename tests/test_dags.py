@@ -19,28 +19,28 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
+from contracts import rediskeys
+from contracts.response import VERSION_HEADER, parse_body
 from devstack.servers import LOOPBACK
 from ingest.drift import DriftBounds
 from ingest.events import parse_line
 from ingest.journal import Journal, SegmentBuilder
-from ingest.simulate import simulate_lines
 from ingest.snapshot import SnapshotStore
 from precompute import publish
 from precompute.job import begin_publish, finalize_publish, precompute_and_publish, publish_shard
 from precompute.settings import Settings as PrecomputeSettings
 from precompute.verify import VerifyError, verify_published
-from service import rediskeys
 from service.app import create_app
-from service.response import VERSION_HEADER, parse_body
 from service.settings import Settings as ServiceSettings
+from simulator.snapshots import simulated_snapshot
+from simulator.traffic import simulate_lines
 from training.registry import ModelRegistry
 from training.settings import Settings as TrainingSettings
-from training.simulated import simulated_snapshot
 from training.train import train
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
-TOPIC = "movielog"  # the simulated journal's topic (training.simulated.TOPIC)
+TOPIC = "movielog"  # the simulated journal's topic (simulator.snapshots.TOPIC)
 
 
 def run_dag(

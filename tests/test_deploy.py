@@ -15,8 +15,8 @@ import yaml
 from prometheus_client import Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from ingest import metrics as ingest_metrics
-from service import metrics as service_metrics
+from ingest import prom as ingest_prom
+from service import prom as service_prom
 from service.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def exposed_names() -> set[str]:
     names: set[str] = set()
     collectors = [
         v
-        for module in (service_metrics, ingest_metrics)
+        for module in (service_prom, ingest_prom)
         for v in vars(module).values()
         if isinstance(v, MetricWrapperBase)
     ]

@@ -24,7 +24,7 @@ from ingest.drift import Check, DriftBounds, DriftReport, Profile, compare, prof
 from ingest.events import parse_line
 from ingest.journal import SegmentBuilder
 from ingest.schema import JOURNAL
-from ingest.simulate import World
+from simulator.traffic import World
 
 START = datetime(2025, 1, 1)
 NOW = datetime(2030, 1, 1)  # the stream's times are in the past: nothing is "future"

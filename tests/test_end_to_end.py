@@ -17,10 +17,10 @@ import pytest
 import redis
 import requests
 
+from contracts import rediskeys
+from contracts.response import parse_body
 from devstack.servers import LOOPBACK, free_port, wait_for_port
 from ingest.events import Rate, Watch, parse_line
-from service import rediskeys
-from service.response import parse_body
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -84,7 +84,7 @@ def test_stream_to_service(
     run(
         [
             "-m",
-            "ingest.simulate",
+            "simulator.traffic",
             "--users",
             "300",
             "--movies",
@@ -99,7 +99,7 @@ def test_stream_to_service(
         pipeline_env,
     )
     lines = stream.read_bytes().splitlines()
-    from ingest.simulate import produce
+    from simulator.traffic import produce
 
     assert produce(lines, pipeline_env["KAFKA_BOOTSTRAP"], pipeline_env["KAFKA_TOPIC"]) == len(
         lines

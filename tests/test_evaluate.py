@@ -16,15 +16,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import sparse
 
-from ingest.simulate import World
+from simulator.snapshots import simulated_snapshot
+from simulator.traffic import World
 from training.evaluate import evaluate_model, leaderboard
 from training.factors import FactorModel
 from training.history import History
-from training.metrics import RankingMetrics, intra_list_diversity
 from training.neural import MultDAE
 from training.popularity import Popularity
 from training.random_scores import RandomScores
-from training.simulated import simulated_snapshot
+from training.ranking import RankingMetrics, intra_list_diversity
 from training.split import temporal_split
 from training.svd import SVD
 
@@ -217,9 +217,9 @@ def movielens_file(world_history: History, tmp_path_factory: pytest.TempPathFact
     return path
 
 
-def run_cli(*argv: str, env: dict | None = None) -> str:
+def run_cli(*argv: str, env: dict | None = None, module: str = "training.evaluate") -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "training.evaluate", *argv],
+        [sys.executable, "-m", module, *argv],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -287,7 +287,15 @@ def test_svd_predictions_are_surprises_own(world_history: History) -> None:
 
 def test_cli_on_a_simulated_world_prints_every_model_asked_for() -> None:
     board = json.loads(
-        run_cli("--simulate", "200,100,20,4", "--k", "10", "--models", "random", "popularity")
+        run_cli(
+            "200,100,20,4",
+            "--k",
+            "10",
+            "--models",
+            "random",
+            "popularity",
+            module="simulator.leaderboard",
+        )
     )
     assert board["k"] == 10 and board["source"] == "simulated world 200,100,20,4"
     assert list(board["models"]) == ["random", "popularity"]

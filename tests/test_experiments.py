@@ -20,12 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
-from experiments import analysis, bandit, job, report, stats, store
+from contracts import ab, rediskeys
+from experiments import analysis, bandit, experiment_report, review, stats, store
 from experiments.__main__ import main
 from experiments.definition import DefinitionError, Experiment
 from experiments.settings import Settings
 from precompute import publish
-from service import ab, rediskeys
 from tests.test_precompute_publish import publish_lists, user_keys
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
@@ -537,7 +537,7 @@ def test_the_report_has_the_verdict_and_png_plots(published: redis.Redis, tmp_pa
     bandit.step(published, outcomes, draws=2000, now=T0 + timedelta(days=1))
     running = store.running(published)
     settings_ = Settings(report_dir=tmp_path)
-    result, files = job.report_experiment(running, outcomes, settings_, tmp_path)
+    result, files = review.report_experiment(running, outcomes, settings_, tmp_path)
     assert result.verdict.label == "winner: treatment"
     users, _ = analysis.user_outcomes(outcomes, since=T0)
     curves = analysis.timeline(users, "D")
@@ -547,11 +547,15 @@ def test_the_report_has_the_verdict_and_png_plots(published: redis.Redis, tmp_pa
     assert last["conversions"].tolist() == [v.conversions for v in result.variants]
     assert ((curves["low"] <= curves["rate"]) & (curves["rate"] <= curves["high"])).all()
     directory = tmp_path / "report-me"
-    assert {f.name for f in files} == {report.MARKDOWN, report.CONVERSION_PNG, report.SPLIT_PNG}
-    for name in (report.CONVERSION_PNG, report.SPLIT_PNG):
+    assert {f.name for f in files} == {
+        experiment_report.MARKDOWN,
+        experiment_report.CONVERSION_PNG,
+        experiment_report.SPLIT_PNG,
+    }
+    for name in (experiment_report.CONVERSION_PNG, experiment_report.SPLIT_PNG):
         png = (directory / name).read_bytes()
         assert png.startswith(PNG_MAGIC) and len(png) > 5000
-    text = (directory / report.MARKDOWN).read_text()
+    text = (directory / experiment_report.MARKDOWN).read_text()
     assert "**Verdict: winner: treatment**" in text
     assert "| treatment | v2 |" in text and "![conversion.png](conversion.png)" in text
 

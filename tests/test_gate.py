@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from contracts import rediskeys
 from precompute.job import precompute_and_publish
 from precompute.settings import Settings as PrecomputeSettings
-from service import rediskeys
+from simulator.snapshots import simulated_snapshot
 from training.gate import decide, gate, gate_best
 from training.registry import ModelRegistry
 from training.settings import Settings
-from training.simulated import simulated_snapshot
 from training.train import train
 
 REPO = Path(__file__).resolve().parent.parent

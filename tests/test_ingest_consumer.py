@@ -26,8 +26,8 @@ from kafka import KafkaConsumer, TopicPartition
 from devstack.servers import LOOPBACK, Server, free_port, kafka_broker
 from ingest.events import Rejected, parse_line
 from ingest.journal import Journal
-from ingest.simulate import produce, simulate_lines
 from ingest.snapshot import SnapshotStore
+from simulator.traffic import produce, simulate_lines
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,15 +11,15 @@ import pytest
 import redis
 from werkzeug.serving import make_server
 
+from contracts import rediskeys
+from contracts.response import format_body
 from devstack.servers import LOOPBACK, free_port
 from ingest.events import Rate, Recommendation, Watch, parse_line
-from ingest.movieapp import MovieApp
-from ingest.simulate import World
 from precompute import publish
-from service import rediskeys
 from service.app import create_app
-from service.response import format_body
 from service.settings import Settings
+from simulator.movieapp import MovieApp
+from simulator.traffic import World
 
 WORLD = World.build(300, 400, seed=3)
 

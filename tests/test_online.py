@@ -26,31 +26,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-from devstack.servers import LOOPBACK, free_port
-from ingest.events import Event, Recommendation, Watch, format_event, parse_line
-from ingest.journal import Journal, SegmentBuilder
-from ingest.simulate import World
-from online import frames, job, metrics, report
-from online.conversion import (
-    OUTCOME_DTYPES,
-    collapse_versions,
-    conversions,
-    merge_version_outcomes,
-    user_outcomes,
-    version_outcomes,
-)
-from online.requestlog import (
-    Reason,
-    Request,
-    parse_request_line,
-    read_files,
-    read_kafka,
-    to_frame,
-)
-from online.settings import Settings
-from online.stream import read_journal
-from service import ab
-from service.requestlog import (
+from contracts import ab
+from contracts.requestrecord import (
     FIELD_LATENCY_MS,
     FIELD_RESULT,
     FIELD_SOURCE,
@@ -59,9 +36,28 @@ from service.requestlog import (
     FIELD_USER,
     FIELD_VARIANT,
     FIELD_VERSION,
-    RequestLog,
+    Reason,
+    Request,
+    parse_request_line,
 )
-from service.store import Answer
+from devstack.servers import LOOPBACK, free_port
+from ingest.events import Event, Recommendation, Watch, format_event, parse_line
+from ingest.journal import Journal, SegmentBuilder
+from online import evaluation, frames, online_report, totals
+from online.conversion import (
+    OUTCOME_DTYPES,
+    collapse_versions,
+    conversions,
+    merge_version_outcomes,
+    user_outcomes,
+    version_outcomes,
+)
+from online.logreader import read_files, read_kafka, to_frame
+from online.settings import Settings
+from online.stream import read_journal
+from service.lookup import Answer
+from service.requestlog import RequestLog
+from simulator.traffic import World
 
 REPO = Path(__file__).resolve().parent.parent
 TOPIC = "movielog"
@@ -540,11 +536,11 @@ def test_metrics_on_a_small_log(tmp_path: Path) -> None:
             *[(5, 500, A, 0), (6, 501, "own1+2000", 0)],  # treatment: positions 2 and 1
         ],
     )
-    table = metrics.online_metrics(recs, watches, WINDOW)
+    table = totals.online_metrics(recs, watches, WINDOW)
     c = table.loc[("v1", "control")]
     assert c["requests"] == 100 and c["ok"] == 98
     assert c["availability"] == pytest.approx(0.98)
-    for q in metrics.QUANTILES:
+    for q in totals.QUANTILES:
         exact = np.percentile(latencies, q, method="inverted_cdf")
         assert c[f"latency_p{q}_ms"] == pytest.approx(exact, rel=0.005)
     # 98 users served; the 38 cold-start users (40 minus 2 errors) got the most common list
@@ -562,10 +558,10 @@ def test_metrics_on_a_small_log(tmp_path: Path) -> None:
     assert t["mean_position"] == pytest.approx(1.5)
     assert t["minutes_per_recommendation"] == pytest.approx(2 / 11)
     # A given reference list (say the global popular one) replaces the most common list.
-    with_reference = metrics.online_metrics(recs, watches, WINDOW, reference=(A, B))
+    with_reference = totals.online_metrics(recs, watches, WINDOW, reference=(A, B))
     assert with_reference.loc[("v1", "control"), "personalisation"] == 1.0
     assert with_reference.loc[("v2", "treatment"), "personalisation"] == 1.0
-    popular_given = metrics.online_metrics(recs, watches, WINDOW, reference=popular)
+    popular_given = totals.online_metrics(recs, watches, WINDOW, reference=popular)
     assert popular_given.loc[("v1", "control"), "personalisation"] == pytest.approx(60 / 98)
 
 
@@ -580,8 +576,8 @@ def test_personalisation_follows_each_users_latest_list() -> None:
             {"t": 0, "user": 4, "movies": (A,)},
         ]
     )
-    served = metrics.served_lists(recs)
-    table = metrics.personalisation(served)
+    served = totals.served_lists(recs)
+    table = totals.personalisation(served)
     assert table.loc[("v1", "control"), "users_served"] == 4
     assert table.loc[("v1", "control"), "personalisation"] == pytest.approx(0.5)
 
@@ -631,7 +627,7 @@ def append_log(data_dir: Path, entries: list[tuple[datetime, bytes]]) -> None:
 
 
 def comparable(data_dir: Path) -> dict:
-    document = json.loads((data_dir / "online" / report.METRICS_JSON).read_text())
+    document = json.loads((data_dir / "online" / online_report.METRICS_JSON).read_text())
     return {k: document[k] for k in ("groups", "pending", "watermark", "rejected")}
 
 
@@ -641,7 +637,7 @@ def test_incremental_runs_add_up_to_one_run_and_reruns_add_nothing(tmp_path: Pat
 
     write_segment(whole, lines)
     append_log(whole, log)
-    once = job.run(job_settings(whole))
+    once = evaluation.run(job_settings(whole))
 
     thirds = [0, len(lines) // 3, 2 * len(lines) // 3, len(lines)]
     first_offset = logged = 0
@@ -651,7 +647,7 @@ def test_incremental_runs_add_up_to_one_run_and_reruns_add_nothing(tmp_path: Pat
         upto = next((i for i in range(logged, len(log)) if log[i][0] > until), len(log))
         append_log(parts, log[logged:upto])
         logged = upto
-        job.run(job_settings(parts))
+        evaluation.run(job_settings(parts))
     assert logged == len(log)
     assert comparable(parts) == comparable(whole)
     pd.testing.assert_frame_equal(
@@ -659,7 +655,7 @@ def test_incremental_runs_add_up_to_one_run_and_reruns_add_nothing(tmp_path: Pat
         pd.read_parquet(job_settings(whole).users_path),
     )
 
-    again = job.run(job_settings(parts))
+    again = evaluation.run(job_settings(parts))
     assert again["read"] == {"watches": 0, "stream_recommendations": 0, "request_log_file_lines": 0}
     assert comparable(parts) == comparable(whole)
 
@@ -688,10 +684,10 @@ def test_a_repeat_across_a_run_boundary_counts_once(tmp_path: Path) -> None:
     offset = write_segment(
         tmp_path, event_lines([Watch(at(10), 1, B, 0), Watch(at(DAY + 0.25), 2, A, 0)])
     )
-    first = job.run(job_settings(tmp_path))
+    first = evaluation.run(job_settings(tmp_path))
     assert (first["closed"], first["pending"]) == (1, 1)
     write_segment(tmp_path, event_lines([Watch(at(3 * DAY), 2, A, 1)]), offset)
-    second = job.run(job_settings(tmp_path))
+    second = evaluation.run(job_settings(tmp_path))
     assert (second["closed"], second["pending"]) == (1, 0)
     (group,) = comparable(tmp_path)["groups"]
     assert (group["requests"], group["recommendations"], group["conversions"]) == (2, 1, 1)
@@ -702,12 +698,12 @@ def test_the_job_counts_what_the_batch_functions_count(tmp_path: Path) -> None:
     lines, log = simulated(days=3, seed=9)
     write_segment(tmp_path, lines)
     append_log(tmp_path, log)
-    job.run(job_settings(tmp_path))
+    evaluation.run(job_settings(tmp_path))
 
     stream = read_journal(Journal(tmp_path, TOPIC), {})
     recs = pd.concat([stream.recommendations, to_frame(line for _, line in log)], ignore_index=True)
     closed = recs[recs["time"] + WINDOW <= stream.max_time]
-    batch = metrics.online_metrics(closed, stream.watches, WINDOW).reset_index()
+    batch = totals.online_metrics(closed, stream.watches, WINDOW).reset_index()
     groups = {(g["version"], g["variant"]): g for g in comparable(tmp_path)["groups"]}
     fields = ["recommendations", "conversions", "minutes", "position_sum", "users"]
     for row in batch.to_dict("records"):
@@ -723,16 +719,16 @@ def test_outputs_prometheus_file_report_and_push(tmp_path: Path) -> None:
     write_segment(tmp_path, lines)
     append_log(tmp_path, log)
     with pushgateway() as pushed:
-        job.run(job_settings(tmp_path, pushgateway_url=pushed.url, push_job="recsys_online"))
+        evaluation.run(job_settings(tmp_path, pushgateway_url=pushed.url, push_job="recsys_online"))
     out = tmp_path / "online"
-    document = json.loads((out / report.METRICS_JSON).read_text())
+    document = json.loads((out / online_report.METRICS_JSON).read_text())
     families = {
         f.name: f
-        for f in text_string_to_metric_families((out / report.PROMETHEUS_FILE).read_text())
+        for f in text_string_to_metric_families((out / online_report.PROMETHEUS_FILE).read_text())
     }
     for group in document["groups"]:
         labels = {"version": group["version"], "variant": group["variant"]}
-        for column, (name, _) in report.GAUGES.items():
+        for column, (name, _) in online_report.GAUGES.items():
             samples = [s.value for s in families[name].samples if s.labels == labels]
             assert samples == ([] if group[column] is None else [pytest.approx(group[column])])
         latency = {
@@ -747,7 +743,7 @@ def test_outputs_prometheus_file_report_and_push(tmp_path: Path) -> None:
         }
     pending = families["recsys_online_pending_recommendations"].samples[0].value
     assert pending == document["pending"] > 0
-    markdown = (out / report.REPORT_MD).read_text()
+    markdown = (out / online_report.REPORT_MD).read_text()
     for group in document["groups"]:
         assert f"| {group['version']} | {group['variant']} | {group['requests']} |" in markdown
     assert pushed.requests == [("PUT", "/metrics/job/recsys_online")]
@@ -804,19 +800,19 @@ def test_the_job_reads_the_request_log_topic(tmp_path: Path, bootstrap: str, top
         request_log_kafka_bootstrap=bootstrap,
         request_log_kafka_topic=topic,
     )
-    first = job.run(settings)
+    first = evaluation.run(settings)
     assert first["read"]["request_log_kafka_records"] == 2
-    assert job.run(settings)["read"]["request_log_kafka_records"] == 0
-    (group,) = json.loads((tmp_path / "online" / report.METRICS_JSON).read_text())["groups"]
+    assert evaluation.run(settings)["read"]["request_log_kafka_records"] == 0
+    (group,) = json.loads((tmp_path / "online" / online_report.METRICS_JSON).read_text())["groups"]
     assert (group["requests"], group["recommendations"]) == (2, 0)  # windows still open
     assert group["personalisation"] == 0.0  # both got the same list
 
 
 def test_one_run_at_a_time(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
-    with job.exclusive(settings.out_dir), pytest.raises(RuntimeError, match="another"):
-        job.run(settings)
-    assert job.run(settings)["groups"] == 0  # an empty data directory is no error
+    with evaluation.exclusive(settings.out_dir), pytest.raises(RuntimeError, match="another"):
+        evaluation.run(settings)
+    assert evaluation.run(settings)["groups"] == 0  # an empty data directory is no error
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -899,7 +895,7 @@ def test_dag_runs_the_job_and_writes_the_report(tmp_path: Path, redis_url: str) 
     done = run_module(argv, env, timeout=400)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.splitlines()[-1])["state"] == "success"
-    document = json.loads((data / "online" / report.METRICS_JSON).read_text())
+    document = json.loads((data / "online" / online_report.METRICS_JSON).read_text())
     assert document["runs"] == 1
     assert {g["variant"] for g in document["groups"]} == {"control", "treatment", "stream", "none"}
-    assert (data / "online" / report.REPORT_MD).read_text().startswith("# Online evaluation")
+    assert (data / "online" / online_report.REPORT_MD).read_text().startswith("# Online evaluation")

@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import sparse
 
+from contracts.response import parse_body
 from precompute.bodies import Catalogue, cold_start_body, user_bodies
 from precompute.rules import LabelCap, apply_rules, prefix_labels, year_labels
 from precompute.shard import Shard, rows_of, shard_of
-from precompute.topn import exclude_seen, top_k
-from service.response import parse_body
 from training.factors import FactorModel
 from training.interactions import Interactions
+from training.topn import exclude_seen, top_k
 
 K = 20
 

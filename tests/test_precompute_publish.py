@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import redis
 
+from contracts import rediskeys
 from precompute import publish
 from precompute.shard import Shard
-from service import rediskeys
 
 USERS = 300
 
@@ -346,8 +346,8 @@ def trained(tmp_path: Path) -> Path:
     """A data dir with a snapshot of a small simulated stream and an SVD trained on it."""
     from ingest.events import parse_line
     from ingest.journal import Journal, SegmentBuilder
-    from ingest.simulate import World
     from ingest.snapshot import SnapshotStore
+    from simulator.traffic import World
     from training.settings import Settings as TrainingSettings
     from training.train import train
 

@@ -1,7 +1,7 @@
 """The lookup service against a real Redis, through Flask's test client and a real gunicorn.
 
-Redis is populated exactly as precompute publishes (``service.rediskeys`` keys, bodies from
-``service.response.format_body``), so these tests pin the contract between the two. The
+Redis is populated exactly as precompute publishes (``contracts.rediskeys`` keys, bodies from
+``contracts.response.format_body``), so these tests pin the contract between the two. The
 helpers at the top (``publish``, ``movies``, ``Gunicorn``, ``scrape``) are shared with the
 other ``test_service_*`` modules.
 """
@@ -30,14 +30,16 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.test import TestResponse
 
+from contracts import rediskeys, response
+from contracts.userid import BAD_USER_ID
 from devstack.servers import LOOPBACK, Server, free_port, wait_for_port
-from service import rediskeys, response, settings
-from service.api import BAD_USER_ID, STORE_KEY
+from service import settings
+from service.api import STORE_KEY
 from service.app import create_app
 from service.fallback import FILE_VERSION, FallbackError
+from service.lookup import Answer, RecommendationStore, load_fallback
 from service.requestlog import RequestLog
 from service.settings import SHIPPED_FALLBACK, Settings, SettingsError
-from service.store import Answer, RecommendationStore, load_fallback
 from service.worker import TOO_LONG
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -852,7 +854,17 @@ def test_settings_from_env_parses_and_rejects() -> None:
 SERVICE_MODULES = sorted(p.stem for p in (ROOT / "service").glob("*.py") if p.stem != "__init__")
 # The image: flask (werkzeug is its part), gunicorn, redis (+hiredis), prometheus_client, and
 # kafka-python, which only kafkasink imports, lazily.
-LEAN = {"flask", "werkzeug", "gunicorn", "redis", "prometheus_client", "service", "__future__"}
+# contracts is the standard-library package the service shares with the pipeline.
+LEAN = {
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "redis",
+    "prometheus_client",
+    "service",
+    "contracts",
+    "__future__",
+}
 
 
 @pytest.mark.parametrize("module", SERVICE_MODULES)
@@ -881,11 +893,12 @@ def test_requirements_pin_exactly_the_lean_set() -> None:
 
 
 def test_importing_the_service_pulls_in_no_pipeline_package() -> None:
-    """And precompute can import ``service.rediskeys`` without Flask or redis."""
+    """And precompute can import ``contracts.rediskeys`` without Flask or redis."""
     modules = ", ".join(f"service.{m}" for m in SERVICE_MODULES if m != "gunicorn.conf")
     code = f"""
 import json, sys
-import service.rediskeys, service.response, service.ab
+import contracts.ab, contracts.env, contracts.locations, contracts.rediskeys
+import contracts.requestrecord, contracts.response, contracts.userid
 light = sorted(m for m in sys.modules if m.split('.')[0] in {{'flask', 'redis', 'werkzeug'}})
 import {modules}
 print(json.dumps({{'light': light, 'top': sorted({{m.split('.')[0] for m in sys.modules}})}}))

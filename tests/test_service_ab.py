@@ -17,7 +17,7 @@ import redis
 import requests
 from flask.testing import FlaskClient
 
-from service import ab, rediskeys, response
+from contracts import ab, rediskeys, response
 from tests import test_service
 from tests.test_service import (
     ROOT,
@@ -42,7 +42,7 @@ def test_buckets_are_pinned_and_independent_of_the_process() -> None:
     expected = [8788, 8652, 3984, 9780]
     users = [1, 2, 220358, 2**63 - 1]
     assert [ab.bucket(u) for u in users] == expected
-    code = f"from service import ab; print([ab.bucket(u) for u in {users}])"
+    code = f"from contracts import ab; print([ab.bucket(u) for u in {users}])"
     for seed in ("1", "2"):
         out = subprocess.run(
             [sys.executable, "-c", code],

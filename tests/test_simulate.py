@@ -25,8 +25,9 @@ from ingest.events import (
     is_movie_id,
     parse_line,
 )
-from ingest.movielens import read_ratings, replay_events, slugify, to_stars
-from ingest.simulate import NOISE_KINDS, World, main, produce, simulate_lines
+from simulator.replay import replay_events
+from simulator.traffic import NOISE_KINDS, World, main, produce, simulate_lines
+from training.movielens import read_ratings, slugify, to_stars
 
 EXPECTED = {"watch": Watch, "rate": Rate, "recommendation": Recommendation, "account": Account}
 START = datetime(2025, 1, 1)
@@ -314,7 +315,7 @@ def test_produce_into_kafka_keeps_every_line_and_each_users_order(
 
 def test_cli_help_exits_zero() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ingest.simulate", "--help"],
+        [sys.executable, "-m", "simulator.traffic", "--help"],
         capture_output=True,
         text=True,
         check=False,
@@ -327,7 +328,7 @@ def test_cli_writes_a_file_and_a_summary(tmp_path: Path) -> None:
     out = tmp_path / "stream.log"
     args = ["--users", "40", "--movies", "60", "--days", "2", "--seed", "5", "--out", str(out)]
     done = subprocess.run(
-        [sys.executable, "-m", "ingest.simulate", *args],
+        [sys.executable, "-m", "simulator.traffic", *args],
         capture_output=True,
         text=True,
         check=False,

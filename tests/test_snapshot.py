@@ -189,8 +189,8 @@ def test_snapshots_on_an_object_store(tmp_path: Path, s3_env: str) -> None:
 def test_a_planted_shift_marks_the_snapshot_suspect_and_training_refuses_it(
     tmp_path: Path,
 ) -> None:
-    from ingest.simulate import simulate_lines
     from ingest.snapshot import SuspectSnapshotError
+    from simulator.traffic import simulate_lines
 
     lines = [
         line.decode() for line in simulate_lines(users=2500, movies=300, days=4, seed=21, noise=0.0)
@@ -225,7 +225,7 @@ def test_a_planted_shift_marks_the_snapshot_suspect_and_training_refuses_it(
 
 
 def test_the_same_days_again_are_not_suspect(tmp_path: Path) -> None:
-    from ingest.simulate import simulate_lines
+    from simulator.traffic import simulate_lines
 
     lines = [
         line.decode() for line in simulate_lines(users=2500, movies=300, days=4, seed=22, noise=0.0)

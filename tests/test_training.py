@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simulator.snapshots import simulated_snapshot
 from training.factors import FactorModel
 from training.interactions import Interactions
 from training.neural import MultDAE, auto_batch
 from training.settings import Settings
-from training.simulated import simulated_snapshot
 from training.train import ALGORITHMS, make_algorithm, train
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,6 +11,8 @@ import pytest
 import redis
 import requests
 
+from contracts import rediskeys
+from contracts.response import LIST_LENGTH, parse_body
 from devstack import airflow_api
 from devstack.airflow import (
     ADMIN_PASSWORD,
@@ -23,8 +25,6 @@ from devstack.airflow import (
 )
 from devstack.servers import free_port
 from ingest.snapshot import SnapshotStore
-from service import rediskeys
-from service.response import LIST_LENGTH, parse_body
 
 RUN_TIMEOUT = 600.0  # seconds; a run takes well under a minute here, but CI machines vary
 

@@ -5,13 +5,13 @@
 2. Fit each model on the training part, with the whole catalogue's index.
 3. For every user with held-out movies, score every movie (``FactorModel.score_block``, as
    precompute does; users a model has no factors for get popularity, as precompute gives
-   them), drop the movies seen in training, take the top k (``precompute.topn``, the very
-   selection production uses) and compare with the held-out movies (``training.metrics``).
+   them), drop the movies seen in training, take the top k (``training.topn``, the very
+   selection production uses) and compare with the held-out movies (``training.ranking``).
 4. Models that predict ratings are also scored on the held-out ratings (RMSE, MAE).
 
 ``python -m training.evaluate --ratings FILE`` runs it on a MovieLens ratings file,
-``--snapshot [ID]`` on a snapshot, ``--simulate USERS,MOVIES,DAYS[,SEED]`` on a snapshot of
-the traffic simulator's world cut in a temporary directory, and prints one JSON object.
+``--snapshot [ID]`` on a snapshot, and prints one JSON object (``python -m
+simulator.leaderboard`` runs the same on a simulated world).
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from precompute.topn import exclude_seen, top_k
 from training.algorithm import Algorithm
 from training.factors import FactorModel
 from training.history import History
-from training.metrics import RankingMetrics, rating_errors
+from training.ranking import RankingMetrics, rating_errors
 from training.settings import Settings
 from training.split import Split, temporal_split
+from training.topn import exclude_seen, top_k
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,9 @@ def leaderboard(
     }
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser(*, sources: bool = True) -> argparse.ArgumentParser:
+    """The leaderboard's options; ``sources=False`` leaves out where the data comes from,
+    for a caller that brings its own (``simulator.leaderboard``)."""
     from training.train import ALGORITHMS
 
     parser = argparse.ArgumentParser(
@@ -122,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
         "the leaderboard as one JSON object. Model settings come from the environment "
         "(training/settings.py).",
     )
+    if sources:
+        _add_sources(parser)
+    _add_options(parser, list(ALGORITHMS))
+    return parser
+
+
+def _add_sources(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--ratings", metavar="FILE", help="MovieLens ratings: u.data, ratings.dat or ratings.csv"
@@ -133,18 +142,15 @@ def _parser() -> argparse.ArgumentParser:
         const="",
         help="a snapshot of $RECSYS_DATA_DIR (no ID: the latest)",
     )
-    source.add_argument(
-        "--simulate",
-        metavar="USERS,MOVIES,DAYS[,SEED]",
-        help="a snapshot of the traffic simulator's world (ingest.simulate), made in a "
-        "temporary directory through the real journal and snapshot code",
-    )
+
+
+def _add_options(parser: argparse.ArgumentParser, algorithms: list[str]) -> None:
     parser.add_argument("--k", type=int, default=None, help="list length (default $EVAL_K, 20)")
     parser.add_argument(
         "--models",
         nargs="+",
-        choices=list(ALGORITHMS),
-        default=list(ALGORITHMS),
+        choices=algorithms,
+        default=algorithms,
         help="models to evaluate (default: all)",
     )
     parser.add_argument("--report", metavar="DIR", type=Path, help="write leaderboard.md/.png here")
@@ -154,26 +160,28 @@ def _parser() -> argparse.ArgumentParser:
         help="also give SVD's RMSE/MAE under surprise's 5-fold random CV (the protocol of "
         "surprise's published figures) as cv5_rmse/cv5_mae",
     )
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.train import make_algorithm
-
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
     if args.ratings:
         history = History.from_movielens(args.ratings)
-    elif args.simulate:
-        history = _simulated(args.simulate)
     else:
-        from ingest.settings import snapshot_location
+        from contracts.locations import snapshot_location
         from ingest.snapshot import SnapshotStore
 
         history = History.from_snapshot(
             SnapshotStore(snapshot_location(settings.data_dir)).load(args.snapshot or None)
         )
+    return run(history, args, settings)
+
+
+def run(history: History, args: argparse.Namespace, settings: Settings) -> int:
+    """The leaderboard of ``history`` under ``parser``'s options, printed as JSON."""
+    from training.train import make_algorithm
+
     board = leaderboard(
         history,
         [make_algorithm(name, settings) for name in args.models],
@@ -188,26 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         svd = make_algorithm("svd", settings)
         board["models"]["svd"].update(cross_validated_errors(history.ratings, svd, folds=5))
     if args.report:
-        from training.report import write_report
+        from training.leaderboard_report import write_report
 
         for path in write_report(board, args.report):
             log.info("wrote %s", path)
     print(json.dumps(board))
     return 0
-
-
-def _simulated(spec: str) -> History:
-    import tempfile
-
-    from training.simulated import simulated_snapshot
-
-    users, movies, days, *rest = (int(part) for part in spec.split(","))
-    with tempfile.TemporaryDirectory(prefix="evaluate-sim-") as root:
-        snapshot = simulated_snapshot(
-            Path(root), users=users, movies=movies, days=days, seed=rest[0] if rest else 0
-        )
-        history = History.from_snapshot(snapshot)
-    return History(history.ratings, history.watches, f"simulated world {spec}")
 
 
 if __name__ == "__main__":

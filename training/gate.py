@@ -102,7 +102,7 @@ def decide(
 def evaluate_candidate(version: str, settings: Settings | None = None) -> ModelMeta:
     """Evaluate a registered model against popularity and production on its snapshot's
     split (see the module doc) and record the figures in its metadata."""
-    from ingest.settings import snapshot_location
+    from contracts.locations import snapshot_location
     from ingest.snapshot import SnapshotStore
     from training.evaluate import fit_and_evaluate
     from training.history import History

@@ -4,7 +4,7 @@ The offline evaluation must run on the service's own snapshots and on public Mov
 alike, with one code path. Both become the same two tables: ``ratings`` (user_id, movie_id,
 rating, time) and ``watches`` (user_id, movie_id, first_time); a MovieLens file simply has
 no watches. Movie IDs from a MovieLens file are the slugs the stream replay gives them
-(``ingest.movielens``), so a replayed stream and the file it came from index alike.
+(``training.movielens``), so a replayed stream and the file it came from index alike.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingest.movielens import find_movies_file, movie_slugs, read_ratings
 from ingest.snapshot import Snapshot
+from training.movielens import find_movies_file, movie_slugs, read_ratings
 
 RATING_COLUMNS = ["user_id", "movie_id", "rating", "time"]
 WATCH_COLUMNS = ["user_id", "movie_id", "first_time"]

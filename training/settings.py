@@ -36,7 +36,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.settings import data_dir
+from contracts.locations import data_dir
 
 
 @dataclass(frozen=True)

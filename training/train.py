@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from ingest.settings import snapshot_location
+from contracts.locations import snapshot_location
 from ingest.snapshot import SnapshotStore
 from training.algorithm import Algorithm
 from training.interactions import Interactions

@@ -36,7 +36,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from service import ab, metrics, rediskeys
+from contracts import ab, rediskeys
+from service import prom
 from service.breaker import Breaker
 from service.fallback import FILE_VERSION, read_fallback
 from service.settings import Settings
@@ -169,7 +170,7 @@ class RecommendationStore:
             version = routing.version_for(variant)
             if version is None:
                 if self._breaker.success():
-                    metrics.BREAKER_OPEN.set(0)
+                    prom.BREAKER_OPEN.set(0)
                 return self._fallback(
                     user_id, "no_active_version", f"{rediskeys.ACTIVE} unset or malformed"
                 )
@@ -177,12 +178,12 @@ class RecommendationStore:
                 rediskeys.user(version, user_id), rediskeys.default(version)
             )
         except RedisError as exc:
-            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+            prom.REDIS_ERRORS.labels(type(exc).__name__).inc()
             if self._breaker.failure():
-                metrics.BREAKER_OPEN.set(1)
+                prom.BREAKER_OPEN.set(1)
             return self._fallback(user_id, "redis_error", f"{type(exc).__name__}: {exc}")
         if self._breaker.success():
-            metrics.BREAKER_OPEN.set(0)
+            prom.BREAKER_OPEN.set(0)
         if default_body:
             last = self._last_default
             if last is None or last.version != version or last.body != default_body:
@@ -190,7 +191,7 @@ class RecommendationStore:
         if user_body:
             return Answer(user_body, version, "personal", variant)
         if default_body:
-            metrics.COLD_START.inc()
+            prom.COLD_START.inc()
             return Answer(default_body, version, "cold_start", variant)
         # The version is gone (a rollback deletes the version it leaves at once), or ACTIVE
         # is broken: re-read the routing on the next request instead of after the interval;
@@ -217,7 +218,7 @@ class RecommendationStore:
         return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
 
     def _fallback(self, user_id: int, cause: Cause, reason: str) -> Answer:
-        metrics.FALLBACKS.labels(cause).inc()
+        prom.FALLBACKS.labels(cause).inc()
         answer = self._last_default or self._file_answer
         reason = " ".join(reason.split())  # one line, whatever an exception said
         self._log(f"answering from fallback {answer.version} ({cause}): {reason}")
@@ -284,9 +285,9 @@ class RecommendationStore:
             log.info("serving versions by variant: %s -> %s", old or None, new or None)
             for variant, version in old.items():
                 if new.get(variant) != version:
-                    metrics.MODEL_VERSION.labels(variant, version).set(0)
+                    prom.MODEL_VERSION.labels(variant, version).set(0)
             for variant, version in new.items():
-                metrics.MODEL_VERSION.labels(variant, version).set(1)
+                prom.MODEL_VERSION.labels(variant, version).set(1)
         self.export_age()
 
     def export_age(self) -> None:
@@ -294,12 +295,12 @@ class RecommendationStore:
         refresh and by ``/metrics`` just before it renders, so the age is current."""
         now = time.time()
         routing = self._routing
-        metrics.BREAKER_OPEN.set(1 if self._breaker.is_open else 0)
+        prom.BREAKER_OPEN.set(1 if self._breaker.is_open else 0)
         for variant, version in routing.served().items():
             published = routing.published.get(version)
             if published is not None:
-                metrics.PUBLISHED.labels(variant).set(published)
-                metrics.AGE.labels(variant).set(max(0.0, now - published))
+                prom.PUBLISHED.labels(variant).set(published)
+                prom.AGE.labels(variant).set(max(0.0, now - published))
 
     # --- readiness and lifecycle --------------------------------------------------------
 
@@ -309,7 +310,7 @@ class RecommendationStore:
         try:
             version = _parse_version(self._client().get(rediskeys.ACTIVE))
         except RedisError as exc:
-            metrics.REDIS_ERRORS.labels(type(exc).__name__).inc()
+            prom.REDIS_ERRORS.labels(type(exc).__name__).inc()
             return False, " ".join(f"redis unreachable: {type(exc).__name__}: {exc}".split())
         if version is None:
             return False, f"no active version: {rediskeys.ACTIVE} unset or malformed"

@@ -2,7 +2,7 @@
 
 Offline metrics judge a model against what users did without it; an online experiment needs
 users who see the model's lists and act on them. Here the traffic simulator's users
-(``ingest.simulate.World``: hidden tastes, movie vectors, popularity) open the app, which calls
+(``simulator.traffic.World``: hidden tastes, movie vectors, popularity) open the app, which calls
 ``GET /recommend/<userid>`` on a running service, and then behave like a cascade: they read
 the list top down, look at each next position with probability ``Behaviour.examine`` and start
 the first movie they look at with probability ``sigmoid(slope * (interest - midpoint))``
@@ -17,7 +17,7 @@ times (watch minutes run into the next hours: the consumer accepts a day of cloc
 the service's own request log and the stream line up for the conversion join. A good model
 therefore earns more watches than a weak one for reasons the world, not the code, decides.
 
-``python -m ingest.movieapp --help``; ``MovieApp.lines`` is the same as a generator.
+``python -m simulator.movieapp --help``; ``MovieApp.lines`` is the same as a generator.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ingest.events import Rate, Recommendation, Watch, format_event
-from ingest.simulate import RATE_SHARE, World, produce
+from simulator.traffic import RATE_SHARE, World, produce
 
 TIMEOUT_SECONDS = 2.0  # the real callers give up after 600-800 ms; this only bounds a hang
 
@@ -214,11 +214,11 @@ def _ms(started: float) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ingest.movieapp",
+        prog="python -m simulator.movieapp",
         description="Simulated users of a world call a running service and produce the lines "
         "their reactions make (recommendation, watch, rate) to Kafka or stdout. The world "
         "must be the one the served model learned from (same --users/--movies/--seed as "
-        "`python -m ingest.simulate`). A JSON summary goes to stderr.",
+        "`python -m simulator.traffic`). A JSON summary goes to stderr.",
     )
     parser.add_argument("--service", default="http://127.0.0.1:8082", help="the service's URL")
     parser.add_argument("--users", type=int, default=3000)

@@ -18,7 +18,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest.settings import snapshot_location
+from contracts.locations import snapshot_location
 from ingest.snapshot import SnapshotStore
 from precompute import publish, stages
 from precompute.settings import Settings

@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
 
-from online.metrics import QUANTILES
 from online.state import write_atomic
+from online.totals import QUANTILES
 
 METRICS_JSON = "metrics.json"
 REPORT_MD = "report.md"
@@ -174,7 +174,7 @@ def markdown(document: dict[str, Any]) -> str:
         "A recommendation converts when its user starts watching (first minute ever) a listed "
         "movie within the window; personalisation is the share of users whose latest list "
         "differs from the list most users got in that version and variant (or the configured "
-        "reference list). Definitions: `online/conversion.py`, `online/metrics.py`.",
+        "reference list). Definitions: `online/conversion.py`, `online/totals.py`.",
         "",
         f"Malformed request-log lines skipped (all runs): {dict(document['rejected']) or 0}.",
         "",

@@ -29,9 +29,9 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from contracts.response import SEPARATOR
 from online.conversion import conversions, version_outcomes
 from online.settings import DEFAULT_DEDUP, DEFAULT_WINDOW
-from service.response import SEPARATOR
 
 GROUP = ["version", "variant"]
 TOTAL_COLUMNS = (

@@ -23,7 +23,7 @@ reads ``rec:active``::
                                                         variant missing here reads rec:active
 
 The service re-reads both with ``rec:active`` (every VERSION_REFRESH_SECONDS), so changing
-the split or a variant's version takes effect without a redeploy. ``service.ab`` says how a
+the split or a variant's version takes effect without a redeploy. ``contracts.ab`` says how a
 user is assigned. A version named in ``rec:variant_versions`` must be kept by pruning as the
 active one is; a variant whose version is gone gets the fallback list.
 

@@ -9,12 +9,12 @@ from typing import Any
 import pandas as pd
 import redis
 
+from contracts import ab
 from experiments import bandit, store
 from experiments.analysis import Analysis, analyze, timeline, user_outcomes
 from experiments.definition import Experiment
-from experiments.report import write_report
+from experiments.experiment_report import write_report
 from experiments.settings import Settings
-from service import ab
 
 
 def read_outcomes(path: Path) -> pd.DataFrame:

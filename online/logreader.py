@@ -1,4 +1,5 @@
-"""Reads the service's request log (``service.requestlog``) back into a recommendations table.
+"""Reads the service's request log (``service.requestlog``) back into a recommendations table;
+the line's format is ``contracts.requestrecord``'s.
 
 The lines come from files (the container log, or a file it was redirected to) or from the
 Kafka topic the service produces them to. Each reader starts where the last run stopped and
@@ -13,134 +14,21 @@ write, garbage) is counted by reason and skipped; nothing here raises on input.
 from __future__ import annotations
 
 import glob
-import json
-import math
 import os
 import time as _clock
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import pandas as pd
 
+from contracts.requestrecord import Reason, Request, parse_request_line
 from online import frames
-from service.requestlog import (
-    FIELD_LATENCY_MS,
-    FIELD_RESULT,
-    FIELD_SOURCE,
-    FIELD_STATUS,
-    FIELD_TIME,
-    FIELD_USER,
-    FIELD_VARIANT,
-    FIELD_VERSION,
-)
-from service.response import parse_body
 
-MAX_LINE_BYTES = 64 * 1024  # a real line (20 IDs) is well under 4 KiB
-MAX_USER_ID = 2**63 - 1
 READ_CHUNK_BYTES = 16 * 1024 * 1024
 KAFKA_POLL_MS = 500
 KAFKA_READ_SECONDS = 300.0  # one run reads the topic for this long at most
-# datetime64[ns] holds years 1678..2261; anything outside is not a time this service logged.
-_EARLIEST, _LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)
-
-
-class Reason(StrEnum):
-    """Why a line was skipped; the values are stable metric labels."""
-
-    EMPTY = "empty"
-    TOO_LONG = "too_long"
-    BAD_UTF8 = "bad_utf8"
-    BAD_JSON = "bad_json"
-    BAD_TIME = "bad_time"
-    BAD_USER = "bad_user"
-    BAD_STATUS = "bad_status"
-    BAD_LATENCY = "bad_latency"
-    BAD_LABEL = "bad_label"
-    BAD_RESULT = "bad_result"
-
-
-class Request(NamedTuple):
-    time: datetime  # naive UTC
-    user: int | None
-    status: int
-    variant: str
-    version: str
-    source: str
-    latency_ms: float
-    movies: tuple[str, ...]
-
-
-def parse_request_line(raw: bytes | str) -> Request | Reason:
-    """One request-log line, or the reason it is not one. Never raises."""
-    if len(raw) > MAX_LINE_BYTES:
-        return Reason.TOO_LONG
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return Reason.BAD_UTF8
-    if not raw.strip():
-        return Reason.EMPTY
-    try:
-        record = json.loads(raw)
-    except (ValueError, RecursionError):
-        return Reason.BAD_JSON
-    if not isinstance(record, dict):
-        return Reason.BAD_JSON
-    time = _time(record.get(FIELD_TIME))
-    if time is None:
-        return Reason.BAD_TIME
-    user = record.get(FIELD_USER)
-    if user is not None and not (_is_int(user) and 0 < user <= MAX_USER_ID):
-        return Reason.BAD_USER
-    status = record.get(FIELD_STATUS)
-    if not (_is_int(status) and 100 <= status <= 599):
-        return Reason.BAD_STATUS
-    latency = record.get(FIELD_LATENCY_MS)
-    if not (_is_number(latency) and 0 <= latency < math.inf):
-        return Reason.BAD_LATENCY
-    labels = [record.get(f, frames.NO_LABEL) for f in (FIELD_VARIANT, FIELD_VERSION, FIELD_SOURCE)]
-    if not all(isinstance(label, str) and label for label in labels):
-        return Reason.BAD_LABEL
-    result = record.get(FIELD_RESULT)
-    if not isinstance(result, str):
-        return Reason.BAD_RESULT
-    movies: tuple[str, ...] = ()
-    if status == 200:
-        movies = tuple(parse_body(result))
-        if not movies or not all(movies):
-            return Reason.BAD_RESULT
-    variant, version, source = labels
-    return Request(time, user, status, variant, version, source, float(latency), movies)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _time(value: Any) -> datetime | None:
-    """ISO-8601 (the service writes ``...Z``) as naive UTC; a zoneless time is taken as UTC."""
-    if not isinstance(value, str) or len(value) > 64:
-        return None
-    try:
-        time = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if time.tzinfo is not None:
-        try:
-            time = time.astimezone(UTC).replace(tzinfo=None)
-        except OverflowError:
-            return None
-    return time if _EARLIEST <= time < _LATEST else None
 
 
 @dataclass

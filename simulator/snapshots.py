@@ -1,22 +1,23 @@
 """A snapshot of the traffic simulator's world, cut in-process through the real ingest path.
 
-Tests, the leaderboard CLI (``--simulate``) and the docs' figures need realistic data
-without a broker: the simulator's lines go through the event grammar into a journal segment
-and ``SnapshotStore.cut`` makes the snapshot, exactly as the consumer would (noise rejected,
-latest rating wins, watches aggregated). The simulator gives every user a hidden taste
-vector, so a personalised model has something real to find.
+Tests, the simulated leaderboard (``simulator.leaderboard``) and the docs' figures need
+realistic data without a broker: the simulator's lines go through the event grammar into a
+journal segment and ``SnapshotStore.cut`` makes the snapshot, exactly as the consumer would
+(noise rejected, latest rating wins, watches aggregated). The simulator gives every user a
+hidden taste vector, so a personalised model has something real to find.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from contracts.locations import DEFAULT_TOPIC
 from ingest.events import parse_line
 from ingest.journal import Journal, SegmentBuilder
-from ingest.simulate import World
 from ingest.snapshot import Snapshot, SnapshotStore
+from simulator.traffic import World
 
-TOPIC = "movielog"
+TOPIC = DEFAULT_TOPIC
 
 
 def simulated_snapshot(

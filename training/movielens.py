@@ -1,4 +1,5 @@
-"""Reading MovieLens rating files, so a real data set can be replayed as the event stream.
+"""Reading MovieLens rating files: the leaderboard's real data, and what the simulator replays
+as the event stream (``simulator.replay``).
 
 Three layouts are recognised by their content, not their name:
 
@@ -9,21 +10,20 @@ Three layouts are recognised by their content, not their name:
 
 Movie IDs on the stream are slugs (``toy+story+1995``); when a movies file sits beside the
 ratings file (``u.item``, ``movies.dat``, ``movies.csv``) the slugs come from its titles,
-otherwise every movie becomes ``movie+<id>+0000``. The offline evaluator reads the same
-files, so it maps slugs exactly the way the replay does.
+otherwise every movie becomes ``movie+<id>+0000``. The replay and the offline evaluator both
+read the files through this module, so they map slugs alike.
 """
 
 from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ingest.events import Rate, is_movie_id
+from ingest.events import is_movie_id
 
 COLUMNS = ["user_id", "movie", "rating", "timestamp"]
 # Which movies file belongs to which ratings layout; the first one found beside wins.
@@ -161,16 +161,3 @@ def movie_slugs(movies: np.ndarray | list[int], movies_path: str | Path | None) 
         taken.add(slug)
         slugs[movie] = slug
     return slugs
-
-
-def replay_events(path: str | Path) -> Iterator[Rate]:
-    """Every rating of a MovieLens file as a Rate event, oldest first (ties keep file order)."""
-    ratings = read_ratings(path)
-    slugs = movie_slugs(ratings["movie"].unique(), find_movies_file(path))
-    ratings = ratings.sort_values("timestamp", kind="stable")
-    times = pd.to_datetime(ratings["timestamp"], unit="s").dt.to_pydatetime()
-    users = ratings["user_id"].tolist()
-    movies = ratings["movie"].map(slugs).tolist()
-    stars = to_stars(ratings["rating"]).tolist()
-    for time, user, movie, star in zip(times, users, movies, stars, strict=True):
-        yield Rate(time, user, movie, star)

@@ -12,7 +12,7 @@ Each run
    stream that lags behind the request log holds windows open rather than closing them
    early);
 4. keeps the rest pending, drops watch events no open window can reach, and commits the new
-   state atomically (``online.state``); then writes the report, ``metrics.json`` and the
+   state atomically (``online.state``); then writes the report, ``totals.json`` and the
    Prometheus file, and pushes to a Pushgateway if one is configured.
 
 Reading the same input twice is impossible by construction (positions advance only with the
@@ -35,8 +35,8 @@ from typing import Any
 import pandas as pd
 
 from ingest.journal import Journal
-from online import conversion, frames, metrics, report
-from online.requestlog import read_files, read_kafka
+from online import conversion, frames, online_report, totals
+from online.logreader import read_files, read_kafka
 from online.settings import Settings
 from online.state import State
 from online.stream import read_journal
@@ -55,15 +55,15 @@ def run(settings: Settings | None = None) -> dict[str, Any]:
 def _run(settings: Settings) -> dict[str, Any]:
     state = State.load(settings.out_dir)
     new, watches, read = _read_new(settings, state)
-    state.totals = metrics.add_totals(state.totals, metrics.request_totals(new))
-    state.histogram = metrics.add_histograms(state.histogram, metrics.latency_histogram(new))
-    state.served = metrics.merge_served(state.served, metrics.served_lists(new))
+    state.totals = totals.add_totals(state.totals, totals.request_totals(new))
+    state.histogram = totals.add_histograms(state.histogram, totals.latency_histogram(new))
+    state.served = totals.merge_served(state.served, totals.served_lists(new))
     state.starts = conversion.merge_first_watches(state.starts, conversion.first_watches(watches))
     closed = _close_windows(state, new, watches, settings)
     state.runs += 1
     state.save(settings.out_dir)
 
-    summary = metrics.summarise(
+    summary = totals.summarise(
         state.totals, state.histogram, state.per_version, state.served, settings.reference_list
     )
     _write_users(settings.users_path, conversion.collapse_versions(state.per_version))
@@ -80,7 +80,7 @@ def _run(settings: Settings) -> dict[str, Any]:
         "closed": closed,
     }
     push = (settings.pushgateway_url, settings.push_job) if settings.pushgateway_url else None
-    document = report.write_outputs(settings.out_dir, summary, info, push)
+    document = online_report.write_outputs(settings.out_dir, summary, info, push)
     log.info("online evaluation: read %s, closed %d, pending %d", read, closed, pending)
     return {k: v for k, v in document.items() if k != "groups"} | {"groups": len(summary)}
 
@@ -131,9 +131,7 @@ def _close_windows(
     else:
         closing = ~pending["resolved"] & (pending["time"] + window <= state.watermark)
     closed, closed_judged = pending[closing], judged[closing]
-    state.totals = metrics.add_totals(
-        state.totals, metrics.conversion_totals(closed, closed_judged)
-    )
+    state.totals = totals.add_totals(state.totals, totals.conversion_totals(closed, closed_judged))
     state.per_version = conversion.merge_version_outcomes(
         state.per_version, conversion.version_outcomes(closed, closed_judged)
     )

@@ -13,7 +13,7 @@ Lines are ``bytes`` everywhere (UTF-8, no trailing newline): the Kafka path send
 garbage noise is not valid UTF-8, so one type fits both. Contract lines are produced only by
 ``ingest.events.format_event``; only the deliberately malformed noise is built by hand.
 
-``python -m ingest.simulate --help`` for the CLI; ``World``, ``simulate_lines``,
+``python -m simulator.traffic --help`` for the CLI; ``World``, ``simulate_lines``,
 ``write_lines`` and ``produce`` are the same thing as plain functions.
 """
 
@@ -172,7 +172,7 @@ class World:
     def interest(self, affinities: np.ndarray) -> np.ndarray:
         """How much a movie tempts a user on sight: affinity plus popularity's pull. It is
         ``choice_logits`` scaled by the temperature, shifted so an average-popularity movie
-        gets no pull (used by the movie app, ``ingest.movieapp``)."""
+        gets no pull (used by the movie app, ``simulator.movieapp``)."""
         return affinities + self.temperature * np.log(self.popularity * len(self.popularity))
 
     @staticmethod
@@ -545,7 +545,7 @@ def simulate_lines(
 
 def replay_lines(path: str | Path) -> Iterator[tuple[str, bytes]]:
     """A MovieLens ratings file as ('rate', line) in timestamp order."""
-    from ingest.movielens import replay_events
+    from simulator.replay import replay_events
 
     for event in replay_events(path):
         yield "rate", format_event(event).encode()
@@ -637,7 +637,7 @@ def _parse_start(text: str) -> datetime:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m ingest.simulate",
+        prog="python -m simulator.traffic",
         description="Write a simulated (or replayed MovieLens) event stream to a file, "
         "stdout or a Kafka topic. A JSON summary goes to stderr.",
     )
