@@ -59,10 +59,10 @@ def recsys_maintenance() -> None:
     @task(execution_timeout=timedelta(minutes=30))
     def prune_snapshots() -> list[str]:
         from ingest.settings import Settings
-        from ingest.snapshot import SnapshotStore
+        from ingest.snapshot import open_store
 
         settings = Settings.from_env()
-        return SnapshotStore(settings.snapshots or settings.data_dir).prune(settings.snapshot_keep)
+        return open_store(settings.data_dir).prune(settings.snapshot_keep)
 
     rollback() >> prune_versions()
     prune_snapshots()

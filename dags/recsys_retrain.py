@@ -88,10 +88,10 @@ def recsys_retrain() -> None:
     def validate_snapshot(snapshot_id: str, params: dict | None = None) -> list[dict]:
         """Refuse a suspect or thin snapshot; else one training job per requested model."""
         from ingest.settings import Settings
-        from ingest.snapshot import SnapshotStore, validate_snapshot
+        from ingest.snapshot import open_store, validate_snapshot
 
         settings = Settings.from_env()
-        store = SnapshotStore(settings.snapshots or settings.data_dir)
+        store = open_store(settings.data_dir)
         validate_snapshot(store, snapshot_id, allow_suspect=params["allow_suspect"])
         return [{"algorithm": name, "snapshot_id": snapshot_id} for name in params["models"]]
 

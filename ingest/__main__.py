@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("kafka").setLevel(logging.WARNING)  # per-connection chatter
     settings = Settings.from_env()
     from ingest.journal import Journal
-    from ingest.snapshot import EmptyJournalError, SnapshotStore
+    from ingest.snapshot import EmptyJournalError, open_store
 
-    store = SnapshotStore(settings.snapshots or settings.data_dir)
+    store = open_store(settings.data_dir)
 
     def cut() -> int:
         journal = Journal(settings.data_dir, settings.topic)

@@ -27,7 +27,7 @@ from ingest import prom
 from ingest.events import Rejected, parse_line
 from ingest.journal import Journal, SegmentBuilder
 from ingest.settings import Settings
-from ingest.snapshot import SnapshotStore
+from ingest.snapshot import open_store
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class Consumer:
         self._pending: dict[int, SegmentBuilder] = {}
         self._assigned_at: float | None = None
         self._durable: dict[int, int] = {}  # partition -> next offset not yet journaled
-        store = SnapshotStore(settings.snapshots or settings.data_dir)
+        store = open_store(settings.data_dir)
         prom.watch_snapshot_age(store.latest_created_at)
 
     # -- lifecycle ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from contracts.locations import snapshot_location
 from contracts.response import LIST_LENGTH
 from ingest import drift
 from ingest.journal import Journal
@@ -320,6 +321,12 @@ def movies_seen(frame: pd.DataFrame) -> pa.Table:
     )
     movies = movies.fillna({"ratings": 0, "watchers": 0}).reset_index()
     return pa.Table.from_pandas(movies[MOVIES.names], schema=MOVIES, preserve_index=False)
+
+
+def open_store(data_dir: Path | None = None) -> SnapshotStore:
+    """The snapshot store of every stage: SNAPSHOT_URI when set, else ``data_dir`` (a
+    caller's own data directory), else RECSYS_DATA_DIR. The one way to build one."""
+    return SnapshotStore(snapshot_location(data_dir))
 
 
 def pick_snapshot(

@@ -18,8 +18,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from contracts.locations import snapshot_location
-from ingest.snapshot import SnapshotStore
+from ingest.snapshot import open_store
 from precompute import publish, stages
 from precompute.settings import Settings
 from training.registry import ModelRegistry
@@ -109,7 +108,7 @@ def gather(
                 "reasons": decision.get("reasons", ["no gate decision recorded"]),
             }
         )
-    manifest = SnapshotStore(snapshot_location(settings.data_dir)).manifest(snapshot_id)
+    manifest = open_store(settings.data_dir).manifest(snapshot_id)
     production = registry.production()
     client = stages.connect(settings)
     try:

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import redis
 
 from contracts import rediskeys
-from contracts.locations import snapshot_location
-from ingest.snapshot import SnapshotStore
+from ingest.snapshot import open_store
 from precompute import publish
 from precompute.bodies import body_blocks, cold_start_body
 from precompute.rules import Rule, rules_from_settings
@@ -43,7 +42,7 @@ class Inputs:
     def load(cls, settings: Settings, model_version: str | None) -> Inputs:
         """``model_version`` None: the newest model."""
         model, meta = ModelRegistry(settings.data_dir).load(model_version)
-        snapshot = SnapshotStore(snapshot_location(settings.data_dir)).load(meta.snapshot_id)
+        snapshot = open_store(settings.data_dir).load(meta.snapshot_id)
         return cls(model, meta, Interactions.from_snapshot(snapshot))
 
     def rules(self, settings: Settings) -> list[Rule]:

@@ -169,12 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.ratings:
         history = History.from_movielens(args.ratings)
     else:
-        from contracts.locations import snapshot_location
-        from ingest.snapshot import SnapshotStore
+        from ingest.snapshot import open_store
 
-        history = History.from_snapshot(
-            SnapshotStore(snapshot_location(settings.data_dir)).load(args.snapshot or None)
-        )
+        history = History.from_snapshot(open_store(settings.data_dir).load(args.snapshot or None))
     return run(history, args, settings)
 
 

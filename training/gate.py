@@ -102,8 +102,7 @@ def decide(
 def evaluate_candidate(version: str, settings: Settings | None = None) -> ModelMeta:
     """Evaluate a registered model against popularity and production on its snapshot's
     split (see the module doc) and record the figures in its metadata."""
-    from contracts.locations import snapshot_location
-    from ingest.snapshot import SnapshotStore
+    from ingest.snapshot import open_store
     from training.evaluate import fit_and_evaluate
     from training.history import History
     from training.popularity import Popularity
@@ -113,9 +112,7 @@ def evaluate_candidate(version: str, settings: Settings | None = None) -> ModelM
     settings = settings or Settings.from_env()
     registry = ModelRegistry(settings.data_dir)
     meta = registry.meta(version)
-    history = History.from_snapshot(
-        SnapshotStore(snapshot_location(settings.data_dir)).load(meta.snapshot_id)
-    )
+    history = History.from_snapshot(open_store(settings.data_dir).load(meta.snapshot_id))
     split = temporal_split(
         history,
         test_share=settings.eval_test_share,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from contracts.locations import snapshot_location
-from ingest.snapshot import SnapshotStore
+from ingest.snapshot import open_store
 from training.algorithm import Algorithm
 from training.interactions import Interactions
 from training.neural import MultDAE
@@ -44,7 +43,7 @@ def train(
 ) -> ModelMeta:
     """Fit ``algorithm`` on a snapshot (default: the latest) and save it as a new version."""
     settings = settings or Settings.from_env()
-    snapshot = SnapshotStore(snapshot_location(settings.data_dir)).load(snapshot_id)
+    snapshot = open_store(settings.data_dir).load(snapshot_id)
     data = Interactions.from_snapshot(snapshot)
     algo = make_algorithm(algorithm, settings)
     started = time.perf_counter()
