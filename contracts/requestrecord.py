@@ -73,7 +73,7 @@ class RecordFormatter:
         )
 
 
-MAX_LINE_BYTES = 64 * 1024  # a real line (20 IDs) is well under 4 KiB
+MAX_RECORD_BYTES = 64 * 1024  # a real line (20 IDs) is well under 4 KiB
 # datetime64[ns] holds years 1678..2261; anything outside is not a time this service logged.
 _EARLIEST, _LATEST = datetime(1900, 1, 1), datetime(2200, 1, 1)
 
@@ -106,7 +106,7 @@ class Request(NamedTuple):
 
 def parse_request_line(raw: bytes | str) -> Request | Reason:
     """One request-log line, or the reason it is not one. Never raises."""
-    if len(raw) > MAX_LINE_BYTES:
+    if len(raw) > MAX_RECORD_BYTES:
         return Reason.TOO_LONG
     if isinstance(raw, bytes):
         try:

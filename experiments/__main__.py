@@ -17,7 +17,7 @@ from experiments import bandit, review, store
 from experiments.definition import Experiment
 from experiments.settings import Settings, SettingsError
 
-ACTIVE = "active"  # as a version: the one rec:active names when the experiment starts
+SERVED_NOW = "active"  # as a version: the one rec:active names when the experiment starts
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         required=True,
         metavar="NAME=VERSION",
-        help=f"a variant and its published version ('{ACTIVE}': the one served now); repeat",
+        help=f"a variant and its published version ('{SERVED_NOW}': the one served now); repeat",
     )
     start.add_argument(
         "--weight", action="append", metavar="NAME=INT", help="its share (default: equal)"
@@ -93,11 +93,11 @@ def _weights(items: list[str]) -> dict[str, int]:
 def _draft(args: argparse.Namespace, settings: Settings, client: redis.Redis) -> Experiment:
     """The experiment ``start`` was asked for, with ``active`` versions resolved."""
     variants = _pairs(args.variant, "--variant")
-    if ACTIVE in variants.values():
+    if SERVED_NOW in variants.values():
         active = client.get(rediskeys.ACTIVE)
         if active is None:
-            raise ValueError(f"--variant NAME={ACTIVE}: {rediskeys.ACTIVE} is unset")
-        variants = {v: active if ver == ACTIVE else ver for v, ver in variants.items()}
+            raise ValueError(f"--variant NAME={SERVED_NOW}: {rediskeys.ACTIVE} is unset")
+        variants = {v: active if ver == SERVED_NOW else ver for v, ver in variants.items()}
     weights = _weights(args.weight) if args.weight else dict.fromkeys(variants, 1)
     floor = settings.bandit_floor if args.floor is None else args.floor
     return Experiment(args.name, variants, weights, args.mode, floor, args.control)

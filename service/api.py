@@ -1,11 +1,11 @@
 """The movie app's endpoint: ``GET /recommend/<userid>``.
 
-User IDs are accepted only in canonical form, ``[1-9][0-9]{0,18}`` and at most 2**63-1 (the
-ingest grammar's rule), so each user has exactly one URL and one Redis key. ``01`` is
-rejected rather than read as 1: the caller never sends it, and accepting it would mean two
-spellings of one user in the request logs. Any other ID, however long, is a one-line 400; a
-request line past gunicorn's 4094-byte limit never reaches the app, and the worker class
-(``service.worker``) answers it with a one-line 400 too.
+User IDs are accepted only in canonical form, ``[1-9][0-9]{0,18}`` and at most 2^63 - 1
+(``contracts.userid``: the ingest grammar's rule too), so each user has exactly one URL and
+one Redis key. ``01`` is rejected rather than read as 1: the caller never sends it, and
+accepting it would mean two spellings of one user in the request logs. Any other ID, however
+long, is a one-line 400; a request line past gunicorn's 4094-byte limit never reaches the
+app, and the worker class (``service.worker``) answers it with a one-line 400 too.
 
 The body is the stored bytes as they are (text/plain, the contract); ``Accept:
 application/json`` gets the same list as a JSON object. Headers name the model version, the
