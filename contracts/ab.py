@@ -52,7 +52,7 @@ class Split:
 EVERYONE_IN_CONTROL = Split(((BUCKETS, DEFAULT_VARIANT),))
 
 
-def parse_split(raw: Mapping[bytes | str, bytes | str]) -> Split:
+def parse_split(raw: Mapping[bytes, bytes | str] | Mapping[str, bytes | str]) -> Split:
     """The split from ``HGETALL rec:split``; empty means no experiment. Raises ``ValueError``
     on a bad name or weight, so a typo is refused as a whole rather than half-applied."""
     if not raw:

@@ -16,7 +16,7 @@ import math
 import time as _clock
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from contracts.response import parse_body
 from contracts.userid import valid_user_id
@@ -148,11 +148,11 @@ def parse_request_line(raw: bytes | str) -> Request | Reason:
     return Request(time, user, status, variant, version, source, float(latency), movies)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 

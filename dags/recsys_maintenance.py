@@ -6,7 +6,7 @@ versions beyond KEEP_VERSIONS that nothing serves); beside them prune_snapshots 
 newest SNAPSHOT_KEEP snapshots). A rollback moves only what the service answers from; pause
 ``recsys_retrain`` (or fix the cause) so its next run does not publish the same model again.
 
-Only wiring: the work is ``precompute.job`` and ``ingest.snapshot``. Retries and schedules:
+Only wiring: the work is ``precompute.steps`` and ``ingest.snapshot``. Retries and schedules:
 ``recsys_defaults.py``.
 """
 
@@ -44,17 +44,18 @@ def recsys_maintenance() -> None:
         """Switch the service back; returns the version now active."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        assert params is not None  # Airflow passes the run's params
         if not params["rollback"]:
             raise AirflowSkipException("no rollback asked")
-        from precompute.job import rollback_published
+        from precompute import steps
 
-        return rollback_published(None if params["rollback"] == PREVIOUS else params["rollback"])
+        return steps.rollback(None if params["rollback"] == PREVIOUS else params["rollback"])
 
     @task(trigger_rule=TriggerRule.NONE_FAILED, execution_timeout=timedelta(minutes=30))
     def prune_versions() -> list[str]:
-        from precompute.job import prune_versions
+        from precompute import steps
 
-        return prune_versions()
+        return steps.prune()
 
     @task(execution_timeout=timedelta(minutes=30))
     def prune_snapshots() -> list[str]:

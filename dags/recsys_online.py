@@ -13,13 +13,14 @@ parsing this file imports nothing heavy. Retries: ``recsys_defaults.py``.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 from airflow.sdk import dag, task
 from recsys_defaults import DEFAULT_ARGS, START_DATE
 
-SCHEDULE = os.environ.get("ONLINE_SCHEDULE", "@hourly")
+from contracts.env import environment, read_var
+
+SCHEDULE = read_var(environment(), "ONLINE_SCHEDULE", str, "@hourly")
 
 
 @dag(
@@ -48,7 +49,8 @@ def recsys_online() -> None:
 
         return review_running(Settings.from_env().users_path)
 
-    experiment(evaluate())
+    # TaskFlow: evaluate's output (an XComArg) stands for its value when experiment runs.
+    experiment(evaluate())  # type: ignore[arg-type]
 
 
 recsys_online()

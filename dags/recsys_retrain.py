@@ -74,6 +74,7 @@ def recsys_retrain() -> None:
         from ingest.settings import Settings
         from ingest.snapshot import pick_snapshot
 
+        assert params is not None  # Airflow passes the run's params
         settings = Settings.from_env()
         return pick_snapshot(
             params["snapshot_id"] or None,
@@ -90,6 +91,7 @@ def recsys_retrain() -> None:
         from ingest.settings import Settings
         from ingest.snapshot import open_store, validate_snapshot
 
+        assert params is not None  # Airflow passes the run's params
         settings = Settings.from_env()
         store = open_store(settings.data_dir)
         validate_snapshot(store, snapshot_id, allow_suspect=params["allow_suspect"])
@@ -122,15 +124,18 @@ def recsys_retrain() -> None:
         """The promoted version; '' (falsy: publishing is skipped) if none."""
         from training.gate import gate_best
 
+        assert params is not None  # Airflow passes the run's params
         decisions = gate_best(list(candidates), dry_run=params["dry_run"])
         return next((d.candidate for d in decisions if d.promoted), "")
 
+    # The publish's three steps (precompute.steps: begin, write_shard, finalize); the task
+    # IDs are what operators know from the Airflow UI and the runbook.
     @task(execution_timeout=timedelta(hours=1))
     def begin_publish(model_version: str) -> list[dict]:
         """A pending version in Redis for the promoted model: one job per user shard."""
-        from precompute.job import begin_publish
+        from precompute import steps
 
-        return begin_publish(model_version)
+        return steps.begin(model_version).jobs()
 
     @task(
         execution_timeout=timedelta(hours=2),
@@ -138,16 +143,23 @@ def recsys_retrain() -> None:
         map_index_template="{{ task.op_kwargs['shard'] }}",
     )
     def precompute_shard(version: str, shard: str) -> dict:
-        from precompute.job import publish_shard
+        from precompute import steps
 
-        return publish_shard(version, shard)
+        return {"shard": shard, "users": steps.write_shard(version, shard).users}
 
     @task(execution_timeout=timedelta(minutes=30))
     def finalize_publish(jobs: list[dict]) -> dict:
-        """Verify every shard, then switch the service to the new version atomically."""
-        from precompute.job import finalize_publish
+        """Verify every shard, then switch the service to the new version atomically (a retry
+        after the switch reports it)."""
+        from precompute import steps
 
-        return finalize_publish(jobs[0]["version"])
+        done = steps.finalize(jobs[0]["version"])
+        return {
+            "version": done.version,
+            "users": done.users,
+            "removed_versions": done.removed,
+            "bytes_per_user": done.bytes_per_user,
+        }
 
     @task(execution_timeout=timedelta(minutes=10))
     def verify(published: dict) -> dict:
@@ -173,6 +185,7 @@ def recsys_retrain() -> None:
     ) -> dict:
         from precompute.retrain_report import write_run_report
 
+        assert params is not None  # Airflow passes the run's params
         return write_run_report(
             run_id=dag_run.run_id,
             dry_run=params["dry_run"],
@@ -184,12 +197,16 @@ def recsys_retrain() -> None:
             task_order=list(dag.task_ids),
         )
 
+    # TaskFlow: a task's output (an XComArg) passed to another task stands for its value when
+    # that one runs; the decorator's types take the value, hence the arg-type ignores.
     snapshot = pick_snapshot()
-    candidates = evaluate.expand(model_version=train.expand_kwargs(validate_snapshot(snapshot)))
-    jobs = begin_publish(gate(candidates))
-    published = finalize_publish(jobs)
+    candidates = evaluate.expand(
+        model_version=train.expand_kwargs(validate_snapshot(snapshot))  # type: ignore[arg-type]
+    )
+    jobs = begin_publish(gate(candidates))  # type: ignore[arg-type]
+    published = finalize_publish(jobs)  # type: ignore[arg-type]
     precompute_shard.expand_kwargs(jobs) >> published
-    report(snapshot, candidates, published, verify(published))
+    report(snapshot, candidates, published, verify(published))  # type: ignore[arg-type]
 
 
 recsys_retrain()

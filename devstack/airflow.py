@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contracts import locations
 from devstack import airflow_api
 from devstack.demo import seed_snapshot, step
 from devstack.servers import (
@@ -58,7 +59,7 @@ ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
 PASSWORDS_FILE = "simple_auth_manager_passwords.json"
 PARALLELISM = 4
-TOPIC = "movielog"
+TOPIC = locations.DEFAULT_TOPIC
 START_TIMEOUT = 300.0  # seconds: first start migrates the SQLite DB; slow on 2 busy cores
 
 
@@ -73,7 +74,7 @@ class World:
 
 
 # A world that starts in a minute, for the e2e test and the screenshot. It is too small for a
-# model to beat popularity by the production margin (tests/test_end_to_end.py says why), so the
+# model to beat popularity by the production margin (tests/dags/test_end_to_end.py says why), so the
 # gate's margin is relaxed: these runs show Airflow running the DAG, not model quality.
 QUICK_WORLD = World(users=600, movies=400, days=15, seed=5)
 QUICK_ENV = {
@@ -277,9 +278,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         print(banner(stack), flush=True)
-        while stack.airflow.alive:
+        airflow = stack.airflow
+        assert airflow is not None, "start() returns with Airflow up"
+        while airflow.alive:
             time.sleep(1)
-        print(f"airflow standalone exited; see {stack.airflow.log_path}", file=sys.stderr)
+        print(f"airflow standalone exited; see {airflow.log_path}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 0

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from contracts import locations
 from devstack.servers import LOOPBACK, env_for, free_port, kafka_broker, redis_server, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {
             **env_for(redis, broker),
             "RECSYS_DATA_DIR": str(data_dir),
-            "KAFKA_TOPIC": "movielog",
+            "KAFKA_TOPIC": locations.DEFAULT_TOPIC,
             "PYTHONPATH": str(REPO),
             "INGEST_BATCH_SECONDS": "2",
         }

@@ -34,12 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
+from contracts import locations
 from devstack.demo import create_topic, seed_snapshot, step
 from devstack.servers import LOOPBACK, env_for, free_port, kafka_broker, redis_server, wait_for_port
 
 REPO = Path(__file__).resolve().parent.parent
-TOPIC = "movielog"
-REQUEST_TOPIC = "recsys-requests"
+TOPIC = locations.DEFAULT_TOPIC
+REQUEST_TOPIC = locations.DEFAULT_REQUEST_LOG_TOPIC
 CONTROL, TREATMENT = "control", "neural"
 
 
@@ -86,13 +87,13 @@ def closed_loop(args: argparse.Namespace, env: dict[str, str]) -> dict:
 def publish_models() -> dict[str, str]:
     """Random (control) and Mult-DAE (treatment) on the latest snapshot, both published
     (the newest is active; precompute keeps both)."""
-    from precompute.job import precompute_and_publish
+    from precompute import steps
     from training.train import train
 
     weak, good = train("random").version, train("multdae").version
     return {
-        CONTROL: precompute_and_publish(weak).version,
-        TREATMENT: precompute_and_publish(good).version,
+        CONTROL: steps.publish(weak).version,
+        TREATMENT: steps.publish(good).version,
     }
 
 
@@ -126,6 +127,7 @@ class _Loop:
         finally:
             app.close()
             stopped = store.stop(client)
+        assert stopped is not None, f"experiment {name} was started above"
         settings = Settings.from_env()
         outcomes = review.read_outcomes(self.online.users_path)
         analysis, files = review.report_experiment(stopped, outcomes, settings, settings.report_dir)

@@ -16,6 +16,8 @@ import os
 import sys
 from pathlib import Path
 
+from contracts import locations
+
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DAG = "recsys_retrain"
 
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--airflow-home",
         type=Path,
-        default=Path(os.environ.get("RECSYS_DATA_DIR", "var")) / "airflow",
+        default=locations.data_dir() / "airflow",
     )
     args = parser.parse_args(argv)
     configure(args.airflow_home.resolve())

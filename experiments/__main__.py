@@ -97,6 +97,7 @@ def _draft(args: argparse.Namespace, settings: Settings, client: redis.Redis) ->
         active = client.get(rediskeys.ACTIVE)
         if active is None:
             raise ValueError(f"--variant NAME={SERVED_NOW}: {rediskeys.ACTIVE} is unset")
+        assert isinstance(active, str), "main() makes the client with decode_responses=True"
         variants = {v: active if ver == SERVED_NOW else ver for v, ver in variants.items()}
     weights = _weights(args.weight) if args.weight else dict.fromkeys(variants, 1)
     floor = settings.bandit_floor if args.floor is None else args.floor

@@ -66,7 +66,8 @@ def split_chart(experiment: Experiment, path: Path) -> None:
                 change.weights[variant] / sum(change.weights.values())
                 for change in experiment.history
             ]
-            ax.step(times, [*shares, shares[-1]], where="post", label=variant)
+            # Datetimes plot through matplotlib's units; its stubs type x as numeric ArrayLike.
+            ax.step(times, [*shares, shares[-1]], where="post", label=variant)  # type: ignore[arg-type]
         ax.set_title(f"{experiment.name}: split over time ({experiment.mode})")
         ax.set_ylabel("share of users")
         ax.set_ylim(0, 1)

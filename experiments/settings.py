@@ -1,5 +1,6 @@
 """Configuration of the experiments CLI (and any task that analyses or steps an experiment),
-read from the environment in one place; an empty value counts as unset.
+read from the environment in one place; an empty value counts as unset, and a bad or
+out-of-range value raises ``SettingsError`` naming the variable (``contracts.env``).
 
 | variable                 | default                  | meaning                                    |
 |--------------------------|--------------------------|--------------------------------------------|
@@ -28,15 +29,22 @@ read from the environment in one place; an empty value counts as unset.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from contracts.locations import data_dir
-from service.settings import SettingsError, positive_int, read_var
+from contracts import locations
+from contracts.env import (
+    SettingsError,
+    environment,
+    fraction,
+    non_negative_int,
+    positive_int,
+    read_var,
+    share,
+)
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -44,7 +52,7 @@ __all__ = ["Settings", "SettingsError"]
 @dataclass(frozen=True)
 class Settings:
     report_dir: Path
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = locations.DEFAULT_REDIS_URL
     alpha: float = 0.05
     power: float = 0.8
     mde: float = 0.02
@@ -58,44 +66,24 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Every variable (``os.environ`` unless given); a bad value raises ``SettingsError``."""
-        env = os.environ if environ is None else environ
-        d = cls(report_dir=data_dir() / "experiments")
+        env = environment(environ)
+        d = cls(report_dir=locations.data_dir(env) / "experiments")
         return cls(
             report_dir=d.report_dir,
-            redis_url=read_var(env, "REDIS_URL", str, d.redis_url),
-            alpha=read_var(env, "EXPERIMENT_ALPHA", _open_unit, d.alpha),
-            power=read_var(env, "EXPERIMENT_POWER", _open_unit, d.power),
-            mde=read_var(env, "EXPERIMENT_MDE", _open_unit, d.mde),
+            redis_url=locations.redis_url(env),
+            alpha=read_var(env, "EXPERIMENT_ALPHA", fraction, d.alpha),
+            power=read_var(env, "EXPERIMENT_POWER", fraction, d.power),
+            mde=read_var(env, "EXPERIMENT_MDE", fraction, d.mde),
             looks=read_var(env, "EXPERIMENT_LOOKS", positive_int, d.looks),
             bootstrap=read_var(env, "EXPERIMENT_BOOTSTRAP", positive_int, d.bootstrap),
-            seed=read_var(env, "EXPERIMENT_SEED", _non_negative_int, d.seed),
-            report_bucket=read_var(env, "EXPERIMENT_REPORT_BUCKET", _frequency, d.report_bucket),
-            bandit_floor=read_var(env, "BANDIT_FLOOR", _share, d.bandit_floor),
+            seed=read_var(env, "EXPERIMENT_SEED", non_negative_int, d.seed),
+            report_bucket=read_var(env, "EXPERIMENT_REPORT_BUCKET", frequency, d.report_bucket),
+            bandit_floor=read_var(env, "BANDIT_FLOOR", share, d.bandit_floor),
             bandit_draws=read_var(env, "BANDIT_DRAWS", positive_int, d.bandit_draws),
         )
 
 
-def _open_unit(raw: str) -> float:
-    value = float(raw)
-    if not 0 < value < 1:
-        raise ValueError("must lie strictly between 0 and 1")
-    return value
-
-
-def _share(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value < 1:
-        raise ValueError("must be a share in [0, 1)")
-    return value
-
-
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError("must be an integer >= 0")
-    return value
-
-
-def _frequency(raw: str) -> str:
-    pd.Timestamp(0).floor(raw)  # ValueError unless a fixed frequency (D, 6h, 30min, ...)
+def frequency(raw: str) -> str:
+    """A fixed pandas frequency (D, 6h, 30min, ...); W or M are not fixed and refused."""
+    pd.Timestamp(0).floor(raw)  # ValueError unless a fixed frequency
     return raw

@@ -11,6 +11,7 @@ tested in one call (the false-positive-rate test does).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -138,14 +139,21 @@ def alpha_per_test(alpha: float, treatments: int, looks: int) -> float:
 
 
 class Evidence(Protocol):
-    """One treatment vs control, as the verdict needs it (``analysis.Comparison`` is one)."""
+    """One treatment vs control, as the verdict needs it (``analysis.Comparison`` is one).
+    Read-only members, so a frozen dataclass satisfies it."""
 
-    variant: str
-    diff: float
-    p_value: float
-    users: int
-    control_users: int
-    required_users: int | None
+    @property
+    def variant(self) -> str: ...
+    @property
+    def diff(self) -> float: ...
+    @property
+    def p_value(self) -> float: ...
+    @property
+    def users(self) -> int: ...
+    @property
+    def control_users(self) -> int: ...
+    @property
+    def required_users(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,7 @@ def outcome(evidence: Evidence, alpha: float) -> Outcome:
     return "no difference" if reached else "no difference yet"
 
 
-def verdict(evidence: list[Evidence], alpha: float) -> Verdict:
+def verdict(evidence: Sequence[Evidence], alpha: float) -> Verdict:
     """The experiment's verdict from each treatment's ``outcome`` at per-test ``alpha``:
 
     1. ``winner: X`` if some treatment is better (the largest difference among several);

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -51,15 +51,18 @@ def start(
                 f"{rediskeys.SPLIT} or {rediskeys.VARIANT_VERSIONS} is set outside an "
                 "experiment: `stop` clears it"
             )
-        published = {_text(v) for v in pipe.zrange(rediskeys.VERSIONS, 0, -1)}
+        # Members only (no withscores), which redis-py's return type does not tell apart.
+        members = cast("list[bytes | str]", pipe.zrange(rediskeys.VERSIONS, 0, -1))
+        published = {_text(v) for v in members}
         missing = sorted(set(experiment.variants.values()) - published)
         if missing:
             raise RefusedError(f"versions not published (not in {rediskeys.VERSIONS}): {missing}")
         pipe.multi()
         pipe.set(rediskeys.EXPERIMENT, experiment.name)
         pipe.hset(rediskeys.EXPERIMENTS, experiment.name, started.to_json())
-        pipe.hset(rediskeys.SPLIT, mapping=_split_fields(started.weights))
-        pipe.hset(rediskeys.VARIANT_VERSIONS, mapping=dict(started.variants))
+        # redis-py types the mapping Mapping[FieldT, ...]: invariant key, so no dict[str, str].
+        pipe.hset(rediskeys.SPLIT, mapping=_split_fields(started.weights))  # type: ignore[arg-type]
+        pipe.hset(rediskeys.VARIANT_VERSIONS, mapping=dict(started.variants))  # type: ignore[arg-type]
 
     client.transaction(
         write,
@@ -96,7 +99,8 @@ def change_split(
         pipe.multi()
         pipe.hset(rediskeys.EXPERIMENTS, changed.name, changed.to_json())
         pipe.delete(rediskeys.SPLIT)
-        pipe.hset(rediskeys.SPLIT, mapping=_split_fields(changed.weights))
+        # redis-py types the mapping Mapping[FieldT, ...]: invariant key, so no dict[str, str].
+        pipe.hset(rediskeys.SPLIT, mapping=_split_fields(changed.weights))  # type: ignore[arg-type]
 
     client.transaction(write, rediskeys.EXPERIMENT, rediskeys.EXPERIMENTS)
     return result[0]

@@ -83,6 +83,12 @@ class Consumer:
         store = open_store(settings.data_dir)
         prom.watch_snapshot_age(store.latest_created_at)
 
+    @property
+    def _client(self) -> KafkaConsumer:
+        """The Kafka consumer; only used once ``_connect()`` has made it."""
+        assert self._kafka is not None, "not connected"
+        return self._kafka
+
     # -- lifecycle ---------------------------------------------------------------------
 
     def stop(self, *_: object) -> None:
@@ -112,7 +118,7 @@ class Consumer:
                     break
             self.flush()
         finally:
-            self._kafka.close(autocommit=False)
+            self._client.close(autocommit=False)
         return self.stats
 
     def _idle(self, started: float, last_event: float, idle_seconds: float) -> bool:
@@ -167,16 +173,16 @@ class Consumer:
             self._pending.pop(tp.partition, None)
             self._durable[tp.partition] = durable.get(tp.partition, 0)
             if tp.partition in durable:
-                self._kafka.seek(tp, durable[tp.partition])
+                self._client.seek(tp, durable[tp.partition])
             else:
-                self._kafka.seek_to_beginning(tp)
+                self._client.seek_to_beginning(tp)
         log.info("assigned %s", {tp.partition: durable.get(tp.partition, 0) for tp in partitions})
 
     def _update_lag(self) -> None:
         """Lag = the partition's high watermark minus what is durably journaled, so events
         read but still in an open batch count as lag: they would be lost to a crash."""
-        for tp in self._kafka.assignment():
-            end = self._kafka.highwater(tp)
+        for tp in self._client.assignment():
+            end = self._client.highwater(tp)
             if end is not None:
                 lag = max(0, end - self._durable.get(tp.partition, 0))
                 prom.LAG.labels(str(tp.partition)).set(lag)
@@ -192,7 +198,7 @@ class Consumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            records = self._kafka.poll(
+            records = self._client.poll(
                 timeout_ms=int(min(remaining, 0.5) * 1000), max_records=s.batch_size - count
             )
             self._update_lag()
@@ -243,7 +249,7 @@ class Consumer:
             tp = TopicPartition(self.settings.topic, partition)
             offsets[tp] = OffsetAndMetadata(builder.last + 1, "", -1)
         try:
-            self._kafka.commit(offsets)
+            self._client.commit(offsets)
         except KafkaError as exc:
             prom.COMMIT_FAILURES.inc()
             log.warning(

@@ -77,6 +77,14 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 import pandas as pd
 
+from contracts.env import (
+    environment,
+    float_at_least,
+    non_negative_float,
+    non_negative_int,
+    read_var,
+)
+
 KINDS = ("watch", "rate", "recommendation", "account")
 SPAN_QUANTILE = 0.005  # stream-time span: between these quantiles of event time, scaled up
 _US_PER_HOUR = 3_600_000_000
@@ -137,19 +145,22 @@ class DriftBounds:
                 raise ValueError(f"{_env_name(name)}={getattr(self, name)!r}: expected >= 1")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DriftBounds:
-        """Defaults overridden by ``DRIFT_<FIELD>`` variables (see the module docstring)."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> DriftBounds:
+        """Defaults overridden by ``DRIFT_<FIELD>`` variables (see the module docstring), read
+        from ``os.environ`` unless given; an empty one counts as unset. A bad or out-of-range
+        value (a count not an integer >= 0, a bound < 0, a factor < 1) raises ``SettingsError``
+        naming the variable."""
+        env = environment(environ)
+        default = cls()
         values: dict[str, float | int] = {}
         for f in fields(cls):
-            text = env.get(_env_name(f.name), "").strip()
-            if not text:
-                continue
-            parse = int if f.type in ("int", int) else float
-            try:
-                values[f.name] = parse(text)
-            except ValueError:
-                kind = "an integer" if parse is int else "a number"
-                raise ValueError(f"{_env_name(f.name)}={text!r}: expected {kind}") from None
+            if f.type in ("int", int):
+                parse = non_negative_int
+            elif f.name in ("volume_factor", "watch_factor"):
+                parse = float_at_least(1.0)
+            else:
+                parse = non_negative_float
+            values[f.name] = read_var(env, _env_name(f.name), parse, getattr(default, f.name))
         return cls(**values)
 
 

@@ -252,9 +252,9 @@ def _parse_rate(time: datetime, user_id: int, request: str, scale: RatingScale) 
     match = _RATE.fullmatch(request)
     if match is None:
         # Tell a bad rating from a bad movie: the part after '=' is what makes it a rating.
-        movie, sep, rating = request.removeprefix("GET /rate/").rpartition("=")
+        movie, sep, rating_text = request.removeprefix("GET /rate/").rpartition("=")
         if sep and _MOVIE_ID.fullmatch(movie):
-            return Rejected(Reason.BAD_RATING, rating[:32])
+            return Rejected(Reason.BAD_RATING, rating_text[:32])
         return Rejected(Reason.BAD_MOVIE, request[:128])
     rating = int(match.group(2))
     if rating not in scale:

@@ -16,6 +16,7 @@ the same offsets give the same tables and the same content hash.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import logging
@@ -164,7 +165,7 @@ class SnapshotStore:
             raise FileNotFoundError(f"no snapshot {snapshot_id or '(latest)'} in {self.dir}")
         return resolved
 
-    def prune(self, keep: int) -> list[str]:
+    def prune(self, keep: int) -> builtins.list[str]:
         """Delete all but the newest ``keep`` snapshots (and crashed cuts' leftovers)."""
         if keep < 1:
             raise ValueError("keep at least one snapshot")
@@ -334,7 +335,7 @@ def pick_snapshot(
     *,
     root: Path,
     topic: str,
-    location: str | None = None,
+    location: Path | str | None = None,
     bounds: drift.DriftBounds | None = None,
     scale_high: int = 5,
 ) -> str:

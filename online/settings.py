@@ -8,10 +8,12 @@
 |                               |                 | (and the stream's recommendation lines)        |
 | ONLINE_WINDOW_HOURS           | 24              | a recommendation converts if the user starts a |
 |                               |                 | recommended movie within this much event time  |
+|                               |                 | (> 0)                                          |
 | ONLINE_DEDUP_SECONDS          | 60              | the same list for the same user again within   |
-|                               |                 | this is one recommendation, not two            |
+|                               |                 | this is one recommendation, not two (>= 0)     |
 | ONLINE_STREAM_RECOMMENDATIONS | 1               | also evaluate the stream's `recommendation     |
-|                               |                 | request` lines (0: only the request log)       |
+|                               |                 | request` lines (0: only the request log; also  |
+|                               |                 | true/false, yes/no, on/off)                    |
 | ONLINE_STREAM_SPLIT           | (unset)         | e.g. control=90,treatment=10: label stream     |
 |                               |                 | lines with contracts.ab's variant for this     |
 |                               |                 | split instead of "stream"                      |
@@ -25,7 +27,11 @@
 | PUSHGATEWAY_URL               | (unset)         | also push the metrics to this Pushgateway      |
 | ONLINE_PUSH_JOB               | recsys_online   | the Pushgateway job name                       |
 | ONLINE_SCHEDULE               | @hourly         | the DAG's schedule (read by                    |
-|                               |                 | dags/recsys_online.py, which imports nothing)  |
+|                               |                 | dags/recsys_online.py, which imports only      |
+|                               |                 | contracts.env, not this module)                |
+
+An empty value counts as unset; a bad or out-of-range value raises ``SettingsError`` naming
+the variable (``contracts.env``).
 
 Request-log and stream recommendations are labelled apart (the stream's carry no variant or
 version), so reading both never counts one request twice within a variant; only a stream
@@ -34,33 +40,40 @@ split that reuses the service's variant names would mix them.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from contracts import ab
-from contracts.locations import data_dir
+from contracts import ab, locations
+from contracts.env import (
+    SettingsError,
+    comma_list,
+    environment,
+    flag,
+    non_negative_float,
+    positive_float,
+    read_var,
+)
 from contracts.response import parse_body
-from service.settings import Settings as ServiceSettings
+
+__all__ = ["Settings", "SettingsError"]
 
 DEFAULT_WINDOW = timedelta(hours=24)
 DEFAULT_DEDUP = timedelta(seconds=60)
-DEFAULT_STREAM_TOPIC = "movielog"  # ingest's KAFKA_TOPIC default
 
 
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
-    stream_topic: str = DEFAULT_STREAM_TOPIC
+    stream_topic: str = locations.DEFAULT_TOPIC
     window: timedelta = DEFAULT_WINDOW
     dedup: timedelta = DEFAULT_DEDUP
     stream_recommendations: bool = True
     stream_split: ab.Split | None = None
     request_log_paths: tuple[str, ...] = ()
     request_log_kafka_bootstrap: str | None = None
-    request_log_kafka_topic: str = ServiceSettings.request_log_kafka_topic
+    request_log_kafka_topic: str = locations.DEFAULT_REQUEST_LOG_TOPIC
     reference_list: tuple[str, ...] | None = None
     pushgateway_url: str | None = None
     push_job: str = "recsys_online"
@@ -79,42 +92,42 @@ class Settings:
         return None if self.stream_split is None else self.stream_split.assign
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Every variable; an empty one counts as unset."""
-
-        def get(name: str) -> str | None:
-            return os.environ.get(name, "").strip() or None
-
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Every variable (``os.environ`` unless given); an empty one counts as unset, a bad
+        one raises ``SettingsError`` naming it."""
+        env = environment(environ)
         d = cls(data_dir=Path())
-        hours = float(get("ONLINE_WINDOW_HOURS") or 24)
-        dedup = float(get("ONLINE_DEDUP_SECONDS") or 60)
-        if not (hours > 0 and dedup >= 0):
-            raise ValueError("ONLINE_WINDOW_HOURS must be > 0 and ONLINE_DEDUP_SECONDS >= 0")
-        split = get("ONLINE_STREAM_SPLIT")
-        paths = get("REQUEST_LOG_PATH")
-        reference = get("ONLINE_REFERENCE_LIST")
+        hours = read_var(env, "ONLINE_WINDOW_HOURS", positive_float, d.window / timedelta(hours=1))
+        dedup = read_var(env, "ONLINE_DEDUP_SECONDS", non_negative_float, d.dedup.total_seconds())
         return cls(
-            data_dir=data_dir(),
-            stream_topic=get("KAFKA_TOPIC") or d.stream_topic,
+            data_dir=locations.data_dir(env),
+            stream_topic=locations.kafka_topic(env),
             window=timedelta(hours=hours),
             dedup=timedelta(seconds=dedup),
-            stream_recommendations=(get("ONLINE_STREAM_RECOMMENDATIONS") or "1") != "0",
-            stream_split=None if split is None else ab.parse_split(_pairs(split)),
-            request_log_paths=tuple(p.strip() for p in (paths or "").split(",") if p.strip()),
-            request_log_kafka_bootstrap=get("REQUEST_LOG_KAFKA_BOOTSTRAP"),
-            request_log_kafka_topic=get("REQUEST_LOG_KAFKA_TOPIC") or d.request_log_kafka_topic,
-            reference_list=None if reference is None else tuple(parse_body(reference)),
-            pushgateway_url=get("PUSHGATEWAY_URL"),
-            push_job=get("ONLINE_PUSH_JOB") or d.push_job,
+            stream_recommendations=read_var(
+                env, "ONLINE_STREAM_RECOMMENDATIONS", flag, d.stream_recommendations
+            ),
+            stream_split=read_var(env, "ONLINE_STREAM_SPLIT", stream_split, d.stream_split),
+            request_log_paths=read_var(env, "REQUEST_LOG_PATH", comma_list, d.request_log_paths),
+            request_log_kafka_bootstrap=locations.request_log_kafka_bootstrap(env),
+            request_log_kafka_topic=locations.request_log_kafka_topic(env),
+            reference_list=read_var(env, "ONLINE_REFERENCE_LIST", reference_list, None),
+            pushgateway_url=read_var(env, "PUSHGATEWAY_URL", str, d.pushgateway_url),
+            push_job=read_var(env, "ONLINE_PUSH_JOB", str, d.push_job),
         )
 
 
-def _pairs(text: str) -> dict[str, str]:
-    """``control=90,treatment=10`` -> {"control": "90", "treatment": "10"}."""
+def stream_split(raw: str) -> ab.Split:
+    """``control=90,treatment=10`` -> the split ``contracts.ab`` assigns stream users by."""
     pairs = {}
-    for item in text.split(","):
+    for item in raw.split(","):
         name, sep, weight = item.partition("=")
         if not sep:
-            raise ValueError(f"ONLINE_STREAM_SPLIT: {item!r} is not variant=weight")
+            raise ValueError(f"{item.strip()!r} is not variant=weight")
         pairs[name.strip()] = weight.strip()
-    return pairs
+    return ab.parse_split(pairs)
+
+
+def reference_list(raw: str) -> tuple[str, ...]:
+    """Comma-separated movie IDs, as in a response body."""
+    return tuple(parse_body(raw))

@@ -1,5 +1,6 @@
 """``python -m precompute``: publish every user's list, in one process or shard by shard;
-roll back; show what is live. Every command prints one JSON object on stdout."""
+roll back; show what is live. Every command prints one JSON object on stdout. The commands
+are ``precompute.steps``'s functions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import asdict
 
 from precompute.settings import Settings
 
@@ -15,19 +17,22 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m precompute",
         description="Precompute 20 movies per user into Redis and manage published versions. "
-        "One process: `run`. Sharded (e.g. Airflow mapped tasks): `begin --shards K`, then "
-        "`run --shard i/K --version V` for every i (any order, any worker, retries are "
+        "One process: `publish`. Sharded (e.g. Airflow mapped tasks): `begin --shards K`, then "
+        "`write-shard --shard i/K --version V` for every i (any order, any worker, retries are "
         "harmless), then `finalize --version V`. Configuration comes from the environment "
         "(see precompute/settings.py).",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="score users and publish (all of them, or one shard)")
-    run.add_argument("--model", default=None, help="model version (default: production)")
-    run.add_argument("--shard", default=None, metavar="i/K", help="only shard i of K")
-    run.add_argument("--version", default=None, help="the pending version (with --shard)")
+    whole = sub.add_parser("publish", help="begin, write every user as one shard, finalize")
+    whole.add_argument("--model", default=None, help="model version (default: production)")
     begin = sub.add_parser("begin", help="open a pending version; prints its name")
     begin.add_argument("--model", default=None, help="model version (default: production)")
     begin.add_argument("--shards", type=int, default=None, help="K (default $PRECOMPUTE_SHARDS)")
+    shard = sub.add_parser(
+        "write-shard", help="score shard i of K with the version's model and write it"
+    )
+    shard.add_argument("--shard", required=True, metavar="i/K", help="shard i of K")
+    shard.add_argument("--version", required=True, help="the pending version (from `begin`)")
     finalize = sub.add_parser("finalize", help="verify every shard of a version and switch")
     finalize.add_argument("--version", required=True)
     rollback = sub.add_parser("rollback", help="switch back to the previously published version")
@@ -37,53 +42,28 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
 
-    from precompute import publish, stages
+    from precompute import steps
+    from precompute.versions import PublishError
 
     try:
-        if args.command == "run" and args.shard is None:
-            from precompute.job import precompute_and_publish
-
-            if args.version:
-                parser.error("--version goes with --shard")
-            result = precompute_and_publish(args.model, settings).as_dict()
-        elif args.command == "run":
-            from dataclasses import asdict
-
-            from precompute.shard import Shard
-
-            if not args.version:
-                parser.error("--shard needs --version (from `begin`)")
-            if args.model:
-                parser.error("a shard scores with the model its version was begun for")
-            result = asdict(stages.run_shard(settings, args.version, Shard.parse(args.shard)))
-            result.pop("sample")
+        if args.command == "publish":
+            result = steps.publish(args.model, settings).as_dict()
         elif args.command == "begin":
-            from precompute.job import resolve_model_version
-
-            shards = args.shards or settings.shards
-            inputs = stages.Inputs.load(settings, resolve_model_version(settings, args.model))
-            version = stages.begin(settings, inputs, shards)
-            result = {"version": version, "model_version": inputs.meta.version, "shards": shards}
+            result = steps.begin(args.model, args.shards, settings).as_dict()
+        elif args.command == "write-shard":
+            result = asdict(steps.write_shard(args.version, args.shard, settings))
+            result.pop("sample")
         elif args.command == "finalize":
-            from dataclasses import asdict
-
-            result = asdict(stages.finalize(settings, args.version))
+            result = asdict(steps.finalize(args.version, settings))
         elif args.command == "rollback":
-            from precompute.job import rollback_published
-
-            result = {"active": rollback_published(args.to)}
+            result = {"active": steps.rollback(args.to, settings)}
         else:
-            client = stages.connect(settings)
-            try:
-                result = publish.status(client)
-            finally:
-                client.close()
-    except publish.PublishError as exc:
+            result = steps.status(settings)
+    except PublishError as exc:
         print(f"{args.command} refused: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(result))

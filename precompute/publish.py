@@ -1,4 +1,4 @@
-"""Publishing to Redis: a new version under its own keys, verified, then one atomic switch.
+"""The Redis write protocol: a new version under its own keys, verified, then one atomic switch.
 
 The service reads ``rediskeys.ACTIVE`` to know which version to answer from, then the
 user's key and the default key *of that version*. A version's keys are written while it is
@@ -9,7 +9,7 @@ new, never a mix, never a missing key.
 A publish is three steps, so that K workers can write K shards in parallel (Airflow maps
 over the shards) and one finalizer switches:
 
-1. ``begin``: remove what crashed publishes left (``cleanup_crashed``), pick a version,
+1. ``begin``: remove what crashed publishes left (``versions.cleanup_crashed``), pick a version,
    write its cold-start list and its metadata (model, snapshot, planned users and shards),
    list it as pending.
 2. ``write_shard`` (once per shard, idempotent, so a retried shard is harmless): ``MSET``
@@ -21,12 +21,12 @@ over the shards) and one finalizer switches:
    the sampled bodies read back equal what the shards wrote, the cold-start list is valid,
    and Redis evicted nothing meanwhile. Only then one ``MULTI``: ``SET`` the active pointer,
    record the publish time, mark the metadata published, drop it from pending. Then
-   ``prune`` deletes all but the newest ``keep`` versions (never one that is served).
+   ``versions.prune`` deletes all but the newest ``keep`` versions (never one that is served).
 
 A crash anywhere before the switch leaves the active version untouched; the half-written
-version stays pending and the next ``begin`` deletes it. ``rollback`` switches back to the
-previous version (or an earlier kept one) and deletes the ones it leaves after a grace period
-(listed as pending meanwhile, so a crash during the grace still gets them deleted).
+version stays pending and the next ``begin`` deletes it. What is served, rollback and pruning
+are ``precompute.versions``; the same three steps from a model (scoring, settings, a client
+of their own) are ``precompute.steps``.
 """
 
 from __future__ import annotations
@@ -43,13 +43,9 @@ import redis
 
 from contracts import rediskeys
 from contracts.response import LIST_LENGTH, parse_body
+from precompute import versions
 from precompute.shard import Shard
-
-PENDING = rediskeys.PENDING
-
-
-class PublishError(RuntimeError):
-    """A version that must not be switched to (or a rollback that cannot happen)."""
+from precompute.versions import PublishError, as_text, require_pending
 
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ def begin(
 
     ``users`` is the number of users the shards must add up to (None: whatever they write).
     """
-    cleanup_crashed(client)
+    versions.cleanup_crashed(client)
     version = new_version()
     memory, stats = client.info("memory"), client.info("stats")
     plan = {
@@ -105,7 +101,7 @@ def begin(
     if users is not None:
         plan["users"] = users
     with client.pipeline(transaction=True) as pipe:
-        pipe.sadd(PENDING, version)
+        pipe.sadd(rediskeys.PENDING, version)
         pipe.set(rediskeys.default(version), default_body)
         pipe.hset(rediskeys.meta(version), mapping=plan)
         pipe.execute()
@@ -129,7 +125,7 @@ def write_shard(
     """Write one shard's bodies, given as blocks of (user IDs, bodies), into pending
     ``version``, and record what Redis now holds."""
     started = time.perf_counter()
-    _require_pending(client, version)
+    require_pending(client, version)
     picks = _sample_positions(version, shard, expected, sample)
     chosen: dict[str, str] = {}
     written = 0
@@ -143,7 +139,7 @@ def write_shard(
                 args: list = [None] * (2 * len(keys))
                 args[0::2], args[1::2] = keys, values
                 for i in picks.intersection(range(written, written + len(keys))):
-                    chosen[str(ids[i - written])] = _text(values[i - written])
+                    chosen[str(ids[i - written])] = as_text(values[i - written])
                 written += len(keys)
                 yield args, keys
 
@@ -160,9 +156,9 @@ def write_shard(
         round(time.perf_counter() - started, 3),
         chosen,
     )
-    if not client.sismember(PENDING, version):
+    if not client.sismember(rediskeys.PENDING, version):
         # Another run's cleanup took the version away meanwhile: our keys belong to no one.
-        _delete_version(client, version)
+        versions.delete(client, version)
         raise PublishError(f"version {version} stopped being pending during shard {shard}")
     client.hset(rediskeys.shards(version), str(shard.index), json.dumps(asdict(report)))
     return report
@@ -229,8 +225,8 @@ def _sample_positions(version: str, shard: Shard, expected: int | None, sample: 
 
 def finalize(client: redis.Redis, version: str, *, keep: int = 2) -> Published:
     """Verify every shard of pending ``version``, switch to it atomically, prune."""
-    _require_pending(client, version)
-    meta = {_text(k): _text(v) for k, v in client.hgetall(rediskeys.meta(version)).items()}
+    require_pending(client, version)
+    meta = versions.meta(client, version)
     if not meta:
         raise PublishError(f"version {version}: metadata missing (evicted or deleted)")
     evicted = client.info("stats").get("evicted_keys", 0)
@@ -255,7 +251,7 @@ def finalize(client: redis.Redis, version: str, *, keep: int = 2) -> Published:
     published_at = datetime.now(UTC)
 
     def switch(pipe: redis.client.Pipeline) -> None:
-        _require_pending(pipe, version)  # watched: a cleanup racing us aborts the switch
+        require_pending(pipe, version)  # watched: a cleanup racing us aborts the switch
         pipe.multi()
         pipe.hset(
             rediskeys.meta(version),
@@ -268,14 +264,14 @@ def finalize(client: redis.Redis, version: str, *, keep: int = 2) -> Published:
         )
         pipe.set(rediskeys.ACTIVE, version)
         pipe.zadd(rediskeys.VERSIONS, {version: published_at.timestamp()})
-        pipe.srem(PENDING, version)
+        pipe.srem(rediskeys.PENDING, version)
 
-    client.transaction(switch, PENDING)
-    return Published(version, users, prune(client, keep), per_user)
+    client.transaction(switch, rediskeys.PENDING)
+    return Published(version, users, versions.prune(client, keep), per_user)
 
 
 def _shard_reports(client: redis.Redis, version: str, count: int) -> list[ShardReport]:
-    raw = {_text(k): _text(v) for k, v in client.hgetall(rediskeys.shards(version)).items()}
+    raw = {as_text(k): as_text(v) for k, v in client.hgetall(rediskeys.shards(version)).items()}
     missing = [i for i in range(count) if str(i) not in raw]
     if missing:
         raise PublishError(f"version {version}: shards {missing} of {count} never reported")
@@ -288,7 +284,7 @@ def _shard_reports(client: redis.Redis, version: str, count: int) -> list[ShardR
 
 def _check_default(client: redis.Redis, version: str) -> None:
     body = client.get(rediskeys.default(version))
-    movies = parse_body(_text(body)) if body else []
+    movies = parse_body(as_text(body)) if body else []
     if not movies or len(movies) > LIST_LENGTH or len(set(movies)) != len(movies):
         raise PublishError(f"version {version}: cold-start list missing or malformed")
 
@@ -300,176 +296,9 @@ def _check_sample(client: redis.Redis, version: str, reports: list[ShardReport])
     users = list(expected)
     stored = client.mget([rediskeys.user(version, int(u)) for u in users])
     wrong = [
-        u for u, got in zip(users, stored, strict=True) if got is None or _text(got) != expected[u]
+        u
+        for u, got in zip(users, stored, strict=True)
+        if got is None or as_text(got) != expected[u]
     ]
     if wrong:
         raise PublishError(f"version {version}: {len(wrong)} sampled bodies missing or changed")
-
-
-# --- the one-process path -------------------------------------------------------------------
-
-
-def publish(
-    client: redis.Redis,
-    bodies: Iterable[tuple[int, bytes | str]],
-    *,
-    default_body: bytes | str,
-    meta: dict[str, str],
-    users: int | None = None,
-    batch: int = 1000,
-    keep: int = 2,
-    sample: int = 50,
-) -> Published:
-    """``begin``, one shard holding every user, ``finalize``: a whole publish in one call."""
-    version = begin(client, meta=meta, default_body=default_body, users=users, shards=1)
-    write_shard(
-        client,
-        version,
-        Shard(0, 1),
-        in_blocks(bodies, batch),
-        expected=users,
-        model_version=meta.get("model_version", ""),
-        batch=batch,
-        sample=sample,
-    )
-    return finalize(client, version, keep=keep)
-
-
-# --- versions: what is served, rollback, pruning, cleanup -----------------------------------
-
-
-def _text(value: bytes | str) -> str:
-    """Clients may or may not decode responses; accept both."""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def active(client: redis.Redis) -> str | None:
-    value = client.get(rediskeys.ACTIVE)
-    return None if value is None else _text(value)
-
-
-def versions(client: redis.Redis) -> list[str]:
-    """Published versions, oldest first."""
-    return [_text(v) for v in client.zrange(rediskeys.VERSIONS, 0, -1)]
-
-
-def pending(client: redis.Redis) -> list[str]:
-    return sorted(_text(v) for v in client.smembers(PENDING))
-
-
-def served(client: redis.Redis) -> set[str]:
-    """Versions someone reads: the active one and any an A/B variant is pinned to."""
-    pinned = {_text(v) for v in client.hvals(rediskeys.VARIANT_VERSIONS)}
-    current = active(client)
-    return pinned | ({current} if current else set())
-
-
-def status(client: redis.Redis) -> dict:
-    """What is served and kept, with each version's metadata (model, snapshot, times,
-    users, Redis bytes per user)."""
-
-    def meta(version: str) -> dict[str, str]:
-        raw = client.hgetall(rediskeys.meta(version))
-        return {_text(k): _text(v) for k, v in raw.items()}
-
-    current, kept, waiting = active(client), versions(client), pending(client)
-    return {
-        "active": current,
-        "versions": kept,
-        "pending": waiting,
-        "meta": meta(current) if current else {},
-        "kept": {v: meta(v) for v in kept},
-    }
-
-
-def rollback(client: redis.Redis, grace_seconds: float = 2.0, to: str | None = None) -> str:
-    """Switch back to ``to``, a version published before the active one (default: the one
-    right before it); unpublish every version after it and delete them.
-
-    The switch is one atomic transaction (guarded by WATCH against a concurrent publish),
-    after which the active version is again the newest published one; the deletion waits
-    ``grace_seconds`` so that services still holding the old pointer in their cache keep
-    reading whole answers meanwhile.
-    """
-    state: dict[str, list[str]] = {}
-
-    def switch_back(pipe: redis.client.Pipeline) -> None:
-        current = active(pipe)
-        history = versions(pipe)
-        if current not in history or history.index(current) == 0:
-            raise PublishError("no previous version to roll back to")
-        earlier = history[: history.index(current)]
-        target = to or earlier[-1]
-        if target not in earlier:
-            raise PublishError(
-                f"{target} is not a version published before {current}; kept: {earlier}"
-            )
-        left = history[history.index(target) + 1 :]
-        state.update(target=[target], left=left)
-        pipe.multi()
-        pipe.set(rediskeys.ACTIVE, target)
-        pipe.zrem(rediskeys.VERSIONS, *left)
-        pipe.sadd(PENDING, *left)
-
-    client.transaction(switch_back, rediskeys.ACTIVE, rediskeys.VERSIONS)
-    time.sleep(grace_seconds)
-    _delete_unserved(client, state["left"])
-    return state["target"][0]
-
-
-def prune(client: redis.Redis, keep: int) -> list[str]:
-    """Delete all but the newest ``keep`` published versions, never one that is served.
-
-    Unpublishing is one transaction watching what is served and what is published, so an
-    experiment pinning one of them at the same moment (``experiments.store.start`` checks,
-    in its own transaction, that its versions are published) either pins it first and it
-    is kept, or is refused; never pinned to a version being deleted."""
-    old: list[str] = []
-
-    def unpublish(pipe: redis.client.Pipeline) -> None:
-        keeping = served(pipe)
-        old[:] = [v for v in versions(pipe)[:-keep] if v not in keeping]
-        pipe.multi()
-        if old:
-            pipe.zrem(rediskeys.VERSIONS, *old)
-            pipe.sadd(PENDING, *old)  # a crash before the deletion leaves them to cleanup
-
-    client.transaction(unpublish, rediskeys.ACTIVE, rediskeys.VARIANT_VERSIONS, rediskeys.VERSIONS)
-    _delete_unserved(client, old)
-    return old
-
-
-def cleanup_crashed(client: redis.Redis) -> list[str]:
-    """Delete the keys of versions left pending (crashed publishes, interrupted rollbacks
-    and prunes), and of rolled-back versions an experiment kept until it no longer does."""
-    left, published = pending(client), set(versions(client))
-    for version in published.intersection(left):
-        client.srem(PENDING, version)  # published after all: only the marker is stale
-    _delete_unserved(client, [v for v in left if v not in published])
-    return left
-
-
-def _delete_unserved(client: redis.Redis, unpublished: list[str]) -> None:
-    """Delete unpublished versions nobody reads; one an A/B variant still reads stays
-    pending, so the first ``cleanup_crashed`` after its experiment ends deletes it."""
-    keeping = served(client)
-    for version in unpublished:
-        if version not in keeping:
-            _delete_version(client, version)
-            client.srem(PENDING, version)
-
-
-def _require_pending(client: redis.Redis, version: str) -> None:
-    if not client.sismember(PENDING, version):
-        raise PublishError(f"version {version} is not pending (finalized, or cleaned up)")
-
-
-def _delete_version(client: redis.Redis, version: str) -> None:
-    batch: list = []
-    for key in client.scan_iter(match=rediskeys.version_pattern(version), count=10_000):
-        batch.append(key)
-        if len(batch) >= 10_000:
-            client.unlink(*batch)
-            batch.clear()
-    if batch:
-        client.unlink(*batch)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ingest.snapshot import open_store
-from precompute import publish, stages
+from precompute import steps
 from precompute.settings import Settings
 from training.registry import ModelRegistry
 
@@ -43,7 +43,7 @@ def write_run_report(
     """Gather the run's report (see the module doc), write it as markdown and JSON, log it.
 
     ``candidates`` are the model versions the run trained; ``published`` and ``verified`` the
-    results of ``job.finalize_publish`` and ``verify.verify_published`` (None when publishing
+    results of ``steps.finalize`` and ``verify.verify_published`` (None when publishing
     was skipped); ``tasks`` the finished task instances (task_id, map_index, state, duration),
     listed in the DAG's ``task_order`` (task IDs) when given.
     """
@@ -110,11 +110,7 @@ def gather(
         )
     manifest = open_store(settings.data_dir).manifest(snapshot_id)
     production = registry.production()
-    client = stages.connect(settings)
-    try:
-        live = publish.status(client)
-    finally:
-        client.close()
+    live = steps.status(settings)
     serving = None
     if live["active"]:
         meta = live["meta"]

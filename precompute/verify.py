@@ -26,7 +26,8 @@ import redis
 
 from contracts import rediskeys
 from contracts.response import LIST_LENGTH, VARIANT_HEADER, VERSION_HEADER, parse_body
-from precompute import publish
+from precompute import versions
+from precompute.redisclient import connect
 from precompute.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,17 +59,14 @@ def verify_published(version: str, settings: Settings | None = None) -> Verified
     ``VerifyError`` if not."""
     settings = settings or Settings.from_env()
     # Decoded replies: every body is checked, and compared with the service's, as text.
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-    try:
+    with connect(settings, decode_responses=True) as client:
         try:
-            bodies = check_redis(client, version, settings.verify_users)
+            bodies = check_redis(client, version, settings.verify_sample)
             asked = 0
             if settings.service_url:
                 asked = check_service(client, settings.service_url, version, bodies)
         except VerifyError as exc:
             raise VerifyError(f"{exc}; {_roll_back(client, version, settings)}") from exc
-    finally:
-        client.close()
     result = Verified(version, len(bodies), settings.service_url, asked)
     log.info("verified %s", result)
     return result
@@ -86,7 +84,7 @@ def check_list(body: str, where: str) -> None:
 
 def check_redis(client: redis.Redis, version: str, sample: int) -> dict[int, str]:
     """The version is active and its lists are whole; returns the sampled users' bodies."""
-    current = publish.active(client)
+    current = versions.active(client)
     if current != version:
         raise VerifyError(f"{rediskeys.ACTIVE} is {current}, not {version}")
     default = client.get(rediskeys.default(version))
@@ -147,11 +145,11 @@ def _get(url: str) -> tuple[int, Message, str]:
 
 def _roll_back(client: redis.Redis, version: str, settings: Settings) -> str:
     """Put the previous version back if ``version`` is what is served; says what happened."""
-    if publish.active(client) != version:
+    if versions.active(client) != version:
         return f"{version} is not served: nothing rolled back"
     try:
-        previous = publish.rollback(client, settings.rollback_grace_seconds)
-    except publish.PublishError as exc:
+        previous = versions.rollback(client, settings.rollback_grace_seconds)
+    except versions.PublishError as exc:
         return f"{version} keeps serving: {exc}"
     log.error("verification of %s failed: rolled back to %s", version, previous)
     return f"rolled back to {previous}"

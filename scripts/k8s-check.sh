@@ -4,7 +4,7 @@
 # bundled in the package; unknown fields are errors) against K8S_VERSION. Overlays are rendered
 # with kustomize, or kubectl's built-in kustomize, whichever is installed; without either only
 # the base is validated (said loudly). k8s/airflow/values.yaml is a Helm values file, not a
-# manifest: tests/test_deploy.py checks it.
+# manifest: tests/deploy/test_deploy.py checks it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K8S_VERSION=${K8S_VERSION:-1.34.0}

@@ -11,6 +11,7 @@ import time
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from contracts import response
 from service import api, ops, prom
@@ -35,9 +36,11 @@ def create_app(
     a service that has nothing to say during an outage."""
     if store is None or request_log is None:
         settings = settings or Settings.from_env()
+        store = store or RecommendationStore.from_settings(settings)
+        request_log = request_log or RequestLog.from_settings(settings)
     app = Flask(__name__)
-    app.extensions[api.STORE_KEY] = store or RecommendationStore.from_settings(settings)
-    app.extensions[api.REQUEST_LOG_KEY] = request_log or RequestLog.from_settings(settings)
+    app.extensions[api.STORE_KEY] = store
+    app.extensions[api.REQUEST_LOG_KEY] = request_log
     app.register_blueprint(api.blueprint)
     app.register_blueprint(ops.blueprint)
     app.register_error_handler(HTTPException, _plain_http_error)
@@ -65,7 +68,7 @@ def _count(resp: Response) -> Response:
     return resp
 
 
-def _plain_http_error(exc: HTTPException) -> Response:
+def _plain_http_error(exc: HTTPException) -> WerkzeugResponse:
     """Werkzeug's errors are HTML pages; callers and logs want one line of text. The rest of
     the error response (the ``Allow`` header of a 405) is kept. An unhandled exception reaches
     here too, as ``InternalServerError``, after Flask has logged its traceback."""

@@ -210,6 +210,7 @@ class RecommendationStore:
         (re)connecting, hiredis parsing, disconnect on an error, and the client's Retry (one
         retry on a connection error)."""
         conn = self._client().connection
+        assert conn is not None, "a single_connection_client holds its connection"
 
         def attempt() -> list[bytes | None]:
             conn.send_command("MGET", *keys)
@@ -333,10 +334,11 @@ class RecommendationStore:
             log.warning("%s", line)
 
 
-def _parse_version(raw: bytes | None) -> str | None:
+def _parse_version(raw: bytes | str | None) -> str | None:
+    """Our clients do not decode responses (bytes); a decoded one (str) is taken as is."""
     if raw is None:
         return None
-    version = raw.decode("ascii", "replace")
+    version = raw.decode("ascii", "replace") if isinstance(raw, bytes) else raw
     if not _VERSION.fullmatch(version):
         log.error("ignoring malformed version value %r", raw[:200])
         return None

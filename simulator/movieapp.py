@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from contracts import locations
 from ingest.events import Rate, Recommendation, Watch, format_event
 from simulator.traffic import RATE_SHARE, World, produce
 
@@ -227,7 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--visits", type=int, default=1000, help="app opens (default 1000)")
     parser.add_argument("--seconds", type=float, help="stop after this long instead")
     parser.add_argument("--kafka", metavar="BOOTSTRAP", help="produce here; default: stdout")
-    parser.add_argument("--topic", default="movielog")
+    parser.add_argument(
+        "--topic",
+        default=locations.kafka_topic(),
+        help=f"topic for --kafka (default $KAFKA_TOPIC or {locations.DEFAULT_TOPIC})",
+    )
     args = parser.parse_args(argv)
     app = MovieApp(World.build(args.users, args.movies, args.seed), args.service)
     count = None if args.seconds is not None else args.visits

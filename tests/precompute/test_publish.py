@@ -13,52 +13,27 @@ import pytest
 import redis
 
 from contracts import rediskeys
-from precompute import publish
+from precompute import publish, versions
+from precompute.publish import Published, PublishError, ShardReport
 from precompute.shard import Shard
 
-USERS = 300
 
-
-def body(tag: str, user: int | str) -> str:
-    return f"{tag}+{user}+2000,{tag}+x+2001"
-
-
-def bodies(tag: str, users: range | list[int]):
-    return ((u, body(tag, u)) for u in users)
-
-
-def blocks(tag: str, users: range | list[int]):
-    """As ``write_shard`` takes them; odd sizes so blocks and batches straddle each other."""
-    return publish.in_blocks(bodies(tag, users), 37)
-
-
-def publish_lists(client: redis.Redis, tag: str, users: int = USERS) -> publish.Published:
-    return publish.publish(
-        client,
-        bodies(tag, range(1, users + 1)),
-        default_body=body(tag, "default"),
-        meta={"model_version": tag, "snapshot_id": f"snap-{tag}"},
-        users=users,
-        batch=16,
-    )
-
-
-def publish_sharded(client: redis.Redis, tag: str, shards: int = 3) -> publish.Published:
+def publish_sharded(publisher, client: redis.Redis, tag: str, shards: int = 3) -> Published:
     """The Airflow shape: begin, every shard (in reverse order), finalize."""
     version = publish.begin(
         client,
         meta={"model_version": tag, "snapshot_id": f"snap-{tag}"},
-        default_body=body(tag, "default"),
-        users=USERS,
+        default_body=publisher.body(tag, "default"),
+        users=publisher.users,
         shards=shards,
     )
     for shard in reversed(Shard.all(shards)):
-        mine = [u for u in range(1, USERS + 1) if u % shards == shard.index]
+        mine = [u for u in range(1, publisher.users + 1) if u % shards == shard.index]
         publish.write_shard(
             client,
             version,
             shard,
-            blocks(tag, mine),
+            publisher.blocks(tag, mine),
             expected=len(mine),
             model_version=tag,
             batch=16,
@@ -66,163 +41,180 @@ def publish_sharded(client: redis.Redis, tag: str, shards: int = 3) -> publish.P
     return publish.finalize(client, version)
 
 
-def user_keys(client: redis.Redis, version: str) -> list[str]:
-    return client.keys(f"{rediskeys.prefix(version)}u:*")
-
-
-def test_publish_switches_atomically_and_keeps_one_for_rollback(redis_client) -> None:
+def test_publish_switches_atomically_and_keeps_one_for_rollback(redis_client, publisher) -> None:
     client = redis_client
-    first = publish_lists(client, "a")
-    assert first.users == USERS
-    assert publish.active(client) == first.version
-    assert client.get(rediskeys.user(first.version, 42)) == body("a", 42)
-    assert client.get(rediskeys.default(first.version)) == body("a", "default")
+    first = publisher.publish_lists(client, "a")
+    assert first.users == publisher.users
+    assert versions.active(client) == first.version
+    assert client.get(rediskeys.user(first.version, 42)) == publisher.body("a", 42)
+    assert client.get(rediskeys.default(first.version)) == publisher.body("a", "default")
     meta = client.hgetall(rediskeys.meta(first.version))
     assert meta["model_version"] == "a"
     assert meta["snapshot_id"] == "snap-a"
-    assert meta["users"] == str(USERS)
+    assert meta["users"] == str(publisher.users)
     assert meta["state"] == "published"
     assert meta["created_at"] <= meta["published_at"]
     assert 0 < float(meta["bytes_per_user"]) < 1000
 
-    second = publish_sharded(client, "b")
-    third = publish_lists(client, "c")
-    assert publish.active(client) == third.version
-    assert publish.versions(client) == [second.version, third.version]
+    second = publish_sharded(publisher, client, "b")
+    third = publisher.publish_lists(client, "c")
+    assert versions.active(client) == third.version
+    assert versions.published(client) == [second.version, third.version]
     assert third.removed == [first.version]
     assert not client.keys(rediskeys.version_pattern(first.version))
-    assert len(user_keys(client, second.version)) == USERS
+    assert len(publisher.user_keys(client, second.version)) == publisher.users
 
-    assert publish.rollback(client, grace_seconds=0) == second.version
-    assert publish.active(client) == second.version
-    assert client.get(rediskeys.user(second.version, 42)) == body("b", 42)
+    assert versions.rollback(client, grace_seconds=0) == second.version
+    assert versions.active(client) == second.version
+    assert client.get(rediskeys.user(second.version, 42)) == publisher.body("b", 42)
     assert not client.keys(rediskeys.version_pattern(third.version))
-    assert publish.versions(client) == [second.version]
-    assert not client.smembers(publish.PENDING)
-    with pytest.raises(publish.PublishError, match="no previous version"):
-        publish.rollback(client, grace_seconds=0)
-    status = publish.status(client)
+    assert versions.published(client) == [second.version]
+    assert not client.smembers(rediskeys.PENDING)
+    with pytest.raises(PublishError, match="no previous version"):
+        versions.rollback(client, grace_seconds=0)
+    status = versions.status(client)
     assert status["active"] == second.version
     assert status["meta"]["model_version"] == "b"
 
 
-def test_crashed_publish_leaves_active_untouched_and_is_cleaned_up(redis_client) -> None:
+def test_crashed_publish_leaves_active_untouched_and_is_cleaned_up(redis_client, publisher) -> None:
     client = redis_client
-    good = publish_lists(client, "good")
+    good = publisher.publish_lists(client, "good")
 
     def exploding_bodies():
-        yield from bodies("bad", range(1, 50))
+        yield from publisher.bodies("bad", range(1, 50))
         raise RuntimeError("scoring crashed mid-publish")
 
     with pytest.raises(RuntimeError):
-        publish.publish(client, exploding_bodies(), default_body="x+2000", meta={}, batch=8)
-    assert publish.active(client) == good.version
-    assert client.get(rediskeys.user(good.version, 1)) == body("good", 1)
-    crashed = [v for v in publish.pending(client) if v != good.version]
+        publisher.publish_bodies(
+            client, exploding_bodies(), default_body="x+2000", meta={}, batch=8
+        )
+    assert versions.active(client) == good.version
+    assert client.get(rediskeys.user(good.version, 1)) == publisher.body("good", 1)
+    crashed = [v for v in versions.pending(client) if v != good.version]
     assert len(crashed) == 1
-    assert len(user_keys(client, crashed[0])) == 48  # the crash left partial keys behind...
+    # The crash left partial keys behind...
+    assert len(publisher.user_keys(client, crashed[0])) == 48
 
-    publish_lists(client, "next")
+    publisher.publish_lists(client, "next")
     leftovers = [
-        k for k in client.keys("rec:*:*") if k.split(":")[1] not in publish.versions(client)
+        k for k in client.keys("rec:*:*") if k.split(":")[1] not in versions.published(client)
     ]
     assert leftovers == []  # ...the next run removed them
-    assert not client.smembers(publish.PENDING)
+    assert not client.smembers(rediskeys.PENDING)
 
 
-def test_finalize_waits_for_every_shard_and_a_retried_shard_is_harmless(redis_client) -> None:
+def test_finalize_waits_for_every_shard_and_a_retried_shard_is_harmless(
+    redis_client, publisher
+) -> None:
     client = redis_client
-    live = publish_lists(client, "live")
+    live = publisher.publish_lists(client, "live")
     version = publish.begin(
-        client, meta={"model_version": "m"}, default_body=body("m", "d"), users=USERS, shards=3
+        client,
+        meta={"model_version": "m"},
+        default_body=publisher.body("m", "d"),
+        users=publisher.users,
+        shards=3,
     )
-    shard_users = {s: [u for u in range(1, USERS + 1) if u % 3 == s.index] for s in Shard.all(3)}
+    shard_users = {
+        s: [u for u in range(1, publisher.users + 1) if u % 3 == s.index] for s in Shard.all(3)
+    }
 
-    def write(shard: Shard, model: str = "m") -> publish.ShardReport:
+    def write(shard: Shard, model: str = "m") -> ShardReport:
         users = shard_users[shard]
         return publish.write_shard(
-            client, version, shard, blocks("m", users), expected=len(users), model_version=model
+            client,
+            version,
+            shard,
+            publisher.blocks("m", users),
+            expected=len(users),
+            model_version=model,
         )
 
     write(Shard(0, 3))
     write(Shard(2, 3))
-    with pytest.raises(publish.PublishError, match=r"shards \[1\] of 3 never reported"):
+    with pytest.raises(PublishError, match=r"shards \[1\] of 3 never reported"):
         publish.finalize(client, version)
-    assert publish.active(client) == live.version  # nothing switched
+    assert versions.active(client) == live.version  # nothing switched
 
     write(Shard(1, 3), model="another-model")
-    with pytest.raises(publish.PublishError, match="another-model"):
+    with pytest.raises(PublishError, match="another-model"):
         publish.finalize(client, version)
     report = write(Shard(1, 3))  # the retry overwrites the same keys
     assert report.verified == len(shard_users[Shard(1, 3)])
     done = publish.finalize(client, version)
-    assert done.users == USERS
-    assert publish.active(client) == version
-    assert len(user_keys(client, version)) == USERS
-    with pytest.raises(publish.PublishError, match="not pending"):
+    assert done.users == publisher.users
+    assert versions.active(client) == version
+    assert len(publisher.user_keys(client, version)) == publisher.users
+    with pytest.raises(PublishError, match="not pending"):
         publish.finalize(client, version)
 
 
-def test_finalize_refuses_a_version_that_does_not_add_up(redis_client) -> None:
+def test_finalize_refuses_a_version_that_does_not_add_up(redis_client, publisher) -> None:
     client = redis_client
-    live = publish_lists(client, "live")
+    live = publisher.publish_lists(client, "live")
 
-    short = publish.begin(client, meta={}, default_body="d+2000", users=USERS + 1)
+    short = publish.begin(client, meta={}, default_body="d+2000", users=publisher.users + 1)
     publish.write_shard(
         client,
         short,
         Shard(0, 1),
-        blocks("s", range(1, USERS + 1)),
+        publisher.blocks("s", range(1, publisher.users + 1)),
         expected=None,
         model_version="",
     )
-    with pytest.raises(publish.PublishError, match=f"planned {USERS + 1} users"):
+    with pytest.raises(PublishError, match=f"planned {publisher.users + 1} users"):
         publish.finalize(client, short)
 
-    tampered = publish.begin(client, meta={}, default_body="d+2000", users=USERS)
+    tampered = publish.begin(client, meta={}, default_body="d+2000", users=publisher.users)
     report = publish.write_shard(
         client,
         tampered,
         Shard(0, 1),
-        blocks("t", range(1, USERS + 1)),
-        expected=USERS,
+        publisher.blocks("t", range(1, publisher.users + 1)),
+        expected=publisher.users,
         model_version="",
     )
     client.set(rediskeys.user(tampered, int(next(iter(report.sample)))), "changed+2000")
-    with pytest.raises(publish.PublishError, match="sampled bodies"):
+    with pytest.raises(PublishError, match="sampled bodies"):
         publish.finalize(client, tampered)
 
-    no_default = publish.begin(client, meta={}, default_body="d+2000", users=USERS)
+    no_default = publish.begin(client, meta={}, default_body="d+2000", users=publisher.users)
     publish.write_shard(
         client,
         no_default,
         Shard(0, 1),
-        blocks("n", range(1, USERS + 1)),
-        expected=USERS,
+        publisher.blocks("n", range(1, publisher.users + 1)),
+        expected=publisher.users,
         model_version="",
     )
     client.delete(rediskeys.default(no_default))
-    with pytest.raises(publish.PublishError, match="cold-start"):
+    with pytest.raises(PublishError, match="cold-start"):
         publish.finalize(client, no_default)
 
-    with pytest.raises(publish.PublishError, match="planned 5 users, got"):
+    with pytest.raises(PublishError, match="planned 5 users, got"):
         publish.write_shard(
-            client, no_default, Shard(0, 1), blocks("n", range(1, 9)), expected=5, model_version=""
+            client,
+            no_default,
+            Shard(0, 1),
+            publisher.blocks("n", range(1, 9)),
+            expected=5,
+            model_version="",
         )
-    assert publish.active(client) == live.version
-    publish_lists(client, "after")
+    assert versions.active(client) == live.version
+    publisher.publish_lists(client, "after")
     assert not client.keys(f"rec:{short}:*") + client.keys(f"rec:{tampered}:*")
 
 
-def test_keys_evicted_during_a_publish_are_caught(redis_client) -> None:
+def test_keys_evicted_during_a_publish_are_caught(redis_client, publisher) -> None:
     client = redis_client
-    live = publish_lists(client, "live")
+    live = publisher.publish_lists(client, "live")
     used = client.info("memory")["used_memory"]
     client.config_set("maxmemory-policy", "allkeys-lru")
     client.config_set("maxmemory", used + 200_000)
     try:
-        with pytest.raises(publish.PublishError):  # evicted, out of memory, or keys gone
-            publish.publish(
+        with pytest.raises(PublishError):  # evicted, out of memory, or keys gone
+            publisher.publish_bodies(
                 client,
                 ((u, "x" * 200) for u in range(1, 3001)),
                 default_body="d+2000",
@@ -233,30 +225,30 @@ def test_keys_evicted_during_a_publish_are_caught(redis_client) -> None:
     finally:
         client.config_set("maxmemory", 0)
         client.config_set("maxmemory-policy", "noeviction")
-    assert publish.active(client) in (live.version, None)  # ACTIVE itself may be evicted
+    assert versions.active(client) in (live.version, None)  # ACTIVE itself may be evicted
 
 
-def test_a_version_pinned_by_an_ab_variant_is_never_pruned(redis_client) -> None:
+def test_a_version_pinned_by_an_ab_variant_is_never_pruned(redis_client, publisher) -> None:
     client = redis_client
-    pinned = publish_lists(client, "pinned")
+    pinned = publisher.publish_lists(client, "pinned")
     client.hset(rediskeys.VARIANT_VERSIONS, "treatment", pinned.version)
     for tag in ("b", "c", "d"):
-        publish_lists(client, tag)
-    assert len(user_keys(client, pinned.version)) == USERS
+        publisher.publish_lists(client, tag)
+    assert len(publisher.user_keys(client, pinned.version)) == publisher.users
     client.hdel(rediskeys.VARIANT_VERSIONS, "treatment")
-    assert pinned.version in publish_lists(client, "e").removed
+    assert pinned.version in publisher.publish_lists(client, "e").removed
 
 
 def test_prune_keeps_a_version_pinned_while_it_was_deciding(
-    redis_client, redis_url, monkeypatch
+    redis_client, redis_url, monkeypatch, publisher
 ) -> None:
     """An experiment pins a version between prune's reading what is served and its
     unpublishing: the WATCH makes prune read again, so the pinned version stays whole."""
     client = redis_client
-    first = publish_lists(client, "first")
-    publish_lists(client, "second")
-    assert first.version in publish.versions(client)  # keep=1 would drop it
-    read_published = publish.versions
+    first = publisher.publish_lists(client, "first")
+    publisher.publish_lists(client, "second")
+    assert first.version in versions.published(client)  # keep=1 would drop it
+    read_published = versions.published
     other = redis.Redis.from_url(redis_url)  # the experiment's own connection
 
     def versions_then_pin(reader: redis.Redis) -> list[str]:
@@ -265,40 +257,43 @@ def test_prune_keeps_a_version_pinned_while_it_was_deciding(
             other.hset(rediskeys.VARIANT_VERSIONS, "treatment", first.version)
         return found
 
-    monkeypatch.setattr(publish, "versions", versions_then_pin)
-    assert first.version not in publish.prune(client, keep=1)
+    monkeypatch.setattr(versions, "published", versions_then_pin)
+    assert first.version not in versions.prune(client, keep=1)
     monkeypatch.undo()
-    assert first.version in publish.versions(client)
-    assert len(user_keys(client, first.version)) == USERS
+    assert first.version in versions.published(client)
+    assert len(publisher.user_keys(client, first.version)) == publisher.users
     other.close()
 
 
 def test_a_rolled_back_version_an_experiment_reads_is_deleted_once_it_stops(
-    redis_client,
+    redis_client, publisher
 ) -> None:
     client = redis_client
-    publish_lists(client, "base")
-    bad = publish_lists(client, "bad")
+    publisher.publish_lists(client, "base")
+    bad = publisher.publish_lists(client, "bad")
     client.hset(rediskeys.VARIANT_VERSIONS, "treatment", bad.version)
-    publish.rollback(client, grace_seconds=0)
-    assert bad.version not in publish.versions(client)
-    assert len(user_keys(client, bad.version)) == USERS  # the variant still reads it
-    publish_lists(client, "next")  # begin's cleanup: still pinned, still kept
-    assert len(user_keys(client, bad.version)) == USERS
+    versions.rollback(client, grace_seconds=0)
+    assert bad.version not in versions.published(client)
+    # The variant still reads it:
+    assert len(publisher.user_keys(client, bad.version)) == publisher.users
+    publisher.publish_lists(client, "next")  # begin's cleanup: still pinned, still kept
+    assert len(publisher.user_keys(client, bad.version)) == publisher.users
 
     client.hdel(rediskeys.VARIANT_VERSIONS, "treatment")  # the experiment stopped
-    publish_lists(client, "after")
-    assert not user_keys(client, bad.version)
+    publisher.publish_lists(client, "after")
+    assert not publisher.user_keys(client, bad.version)
     assert not client.exists(rediskeys.default(bad.version))
-    assert bad.version not in publish.pending(client)
+    assert bad.version not in versions.pending(client)
 
 
-def test_concurrent_reader_never_sees_a_missing_empty_or_mixed_answer(redis_url: str) -> None:
+def test_concurrent_reader_never_sees_a_missing_empty_or_mixed_answer(
+    redis_url: str, publisher
+) -> None:
     """A reader doing what the service does (GET the active pointer, then one MGET of the
     user's and the default key of that version) polls throughout one-shot publishes, sharded
     publishes, pruning and a rollback. Every answer must be whole and of one version."""
     writer = redis.Redis.from_url(redis_url, decode_responses=True)
-    publish_lists(writer, "t0")
+    publisher.publish_lists(writer, "t0")
     stop = threading.Event()
     problems: list[str] = []
     seen_versions: set[str] = set()
@@ -310,13 +305,14 @@ def test_concurrent_reader_never_sees_a_missing_empty_or_mixed_answer(redis_url:
         rnd = random.Random(0)
         while not stop.is_set() and len(problems) < 10:
             version = client.get(rediskeys.ACTIVE)
-            user = rnd.randint(1, USERS)
+            user = rnd.randint(1, publisher.users)
             got_user, got_default = client.mget(
                 rediskeys.user(version, user), rediskeys.default(version)
             )
             if version not in tags:
                 tags[version] = client.hget(rediskeys.meta(version), "model_version")
             tag = tags[version]
+            body = publisher.body
             if got_user != body(tag, user) or got_default != body(tag, "default"):
                 problems.append(f"{version} ({tag}) user {user}: {got_user!r} / {got_default!r}")
             seen_versions.add(version)
@@ -327,9 +323,12 @@ def test_concurrent_reader_never_sees_a_missing_empty_or_mixed_answer(redis_url:
     reader.start()
     try:
         for n in range(1, 7):
-            (publish_sharded if n % 2 else publish_lists)(writer, f"t{n}")
-        publish.rollback(writer, grace_seconds=0.3)
-        publish_lists(writer, "t7")
+            if n % 2:
+                publish_sharded(publisher, writer, f"t{n}")
+            else:
+                publisher.publish_lists(writer, f"t{n}")
+        versions.rollback(writer, grace_seconds=0.3)
+        publisher.publish_lists(writer, "t7")
     finally:
         stop.set()
         reader.join(timeout=30)
@@ -372,7 +371,7 @@ def test_cli_sharded_run_matches_one_process_and_rolls_back(
     trained: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     from precompute.bodies import user_bodies
-    from precompute.stages import Inputs
+    from precompute.steps import Inputs
 
     monkeypatch.setenv("RECSYS_DATA_DIR", str(trained))
     monkeypatch.setenv("REDIS_URL", redis_url)
@@ -383,9 +382,9 @@ def test_cli_sharded_run_matches_one_process_and_rolls_back(
     begun = cli(capsys, "begin", "--shards", "3")
     version = begun["version"]
     for i in (2, 0, 1):
-        report = cli(capsys, "run", "--shard", f"{i}/3", "--version", version)
+        report = cli(capsys, "write-shard", "--shard", f"{i}/3", "--version", version)
         assert report["users"] == report["verified"] > 0
-    assert publish.active(client) is None  # nothing served before finalize
+    assert versions.active(client) is None  # nothing served before finalize
     assert cli(capsys, "finalize", "--version", version)["version"] == version
 
     from precompute.settings import Settings
@@ -403,12 +402,12 @@ def test_cli_sharded_run_matches_one_process_and_rolls_back(
     assert status["meta"]["snapshot_id"] == inputs.meta.snapshot_id
     assert int(status["meta"]["users"]) == len(users)
 
-    whole = cli(capsys, "run")
+    whole = cli(capsys, "publish")
     assert whole["users"] == len(users)
     assert whole["bytes_per_user"] > 0
     assert client.mget([rediskeys.user(whole["version"], u) for u in expected]) == stored
     assert cli(capsys, "rollback") == {"active": version}
-    assert publish.active(client) == version
+    assert versions.active(client) == version
     client.close()
 
 
@@ -420,4 +419,4 @@ def test_cli_help_and_refusals(capsys) -> None:
     assert done.value.code == 0
     assert "finalize" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        main(["run", "--shard", "0/2"])  # a shard needs the version begun for it
+        main(["write-shard", "--shard", "0/2"])  # a shard needs the version begun for it

@@ -1,7 +1,7 @@
 """The whole path on real parts: simulated stream -> Tansu broker -> consumer -> snapshot ->
 Airflow DAG with its default params (dag.test: train SVD and the neural model, evaluate, gate,
 precompute, publish, verify through Redis and the running service, report) -> Redis ->
-gunicorn -> HTTP. The DAG's other paths are in tests/test_dags.py."""
+gunicorn -> HTTP. The DAG's other paths are in tests/dags/test_dags.py."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from contracts.response import parse_body
 from devstack.servers import LOOPBACK, free_port, wait_for_port
 from ingest.events import Rate, Watch, parse_line
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
 
 
@@ -47,7 +47,7 @@ def pipeline_env(tmp_path: Path, bootstrap: str, topic: str, redis_url: str) -> 
         "SVD_EPOCHS": "10",
         # 300 users over 10 days is too little for any model to beat popularity (the neural
         # model measures 0.9-1.0x its NDCG@20 here), so the gate's margin over popularity
-        # is relaxed: this test is about the path; tests/test_gate.py judges models.
+        # is relaxed: this test is about the path; tests/training/test_gate.py judges models.
         "GATE_MIN_LIFT": "-0.5",
         "PRECOMPUTE_SHARDS": "3",  # the DAG maps one task over each shard
         "RECSYS_RETRY_DELAY_SECONDS": "1",  # the failing run below retries, but quickly

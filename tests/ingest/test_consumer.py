@@ -29,7 +29,7 @@ from ingest.journal import Journal
 from ingest.snapshot import SnapshotStore
 from simulator.traffic import produce, simulate_lines
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Lines no grammar should accept, and none should crash the consumer.
 HOSTILE = [

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from contracts import rediskeys
-from precompute.job import precompute_and_publish
+from precompute import steps
 from precompute.settings import Settings as PrecomputeSettings
 from simulator.snapshots import simulated_snapshot
 from training.gate import decide, gate, gate_best
@@ -23,7 +23,7 @@ from training.registry import ModelRegistry
 from training.settings import Settings
 from training.train import train
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_decide_promotes_a_candidate_that_keeps_up_and_beats_popularity() -> None:
@@ -105,7 +105,7 @@ def test_gate_refuses_promotes_and_keeps_production(data_dir: Path, redis_url: s
     assert registry.production().version == neural.version
 
     # Publishing without a version publishes production, not the newest (refused) model.
-    report = precompute_and_publish(
+    report = steps.publish(
         None,
         PrecomputeSettings(
             data_dir=data_dir, redis_url=redis_url, block_size=256, publish_batch=500,

@@ -59,7 +59,7 @@ from service.lookup import Answer
 from service.requestlog import RequestLog
 from simulator.traffic import World
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TOPIC = "movielog"
 T0 = datetime(2025, 3, 1, 12, 0, 0)
 WINDOW = timedelta(hours=24)

@@ -42,7 +42,7 @@ from service.requestlog import RequestLog
 from service.settings import SHIPPED_FALLBACK, Settings, SettingsError
 from service.worker import TOO_LONG
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 KNOWN_USER = 220358
 OTHER_USER = 227244
 UNKNOWN_USER = 999_999

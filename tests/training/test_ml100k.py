@@ -17,7 +17,7 @@ import pytest
 from devstack.ml100k import U_DATA_SHA256, fetch_ml100k, file_sha256
 from training.history import History
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SURPRISE_PUBLISHED_SVD_RMSE = 0.934  # surprise's README, SVD on ml-100k, 5-fold CV
 
 

@@ -16,7 +16,7 @@ from training.neural import MultDAE, auto_batch
 from training.settings import Settings
 from training.train import ALGORITHMS, make_algorithm, train
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

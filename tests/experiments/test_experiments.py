@@ -25,8 +25,7 @@ from experiments import analysis, bandit, experiment_report, review, stats, stor
 from experiments.__main__ import main
 from experiments.definition import DefinitionError, Experiment
 from experiments.settings import Settings
-from precompute import publish
-from tests.test_precompute_publish import publish_lists, user_keys
+from precompute import versions
 
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -442,17 +441,17 @@ def test_a_split_set_by_hand_blocks_a_start_until_stop_clears_it(published: redi
 
 
 def test_a_version_pinned_by_a_running_experiment_survives_pruning_until_it_stops(
-    redis_client: redis.Redis,
+    redis_client: redis.Redis, publisher
 ) -> None:
-    old = publish_lists(redis_client, "old")
-    new = publish_lists(redis_client, "new")
+    old = publisher.publish_lists(redis_client, "old")
+    new = publisher.publish_lists(redis_client, "new")
     store.start(redis_client, draft(variants={"control": new.version, "treatment": old.version}))
     for tag in ("b", "c"):
-        publish_lists(redis_client, tag)  # keep=2 would prune "old" if nothing pinned it
-    assert user_keys(redis_client, old.version)
+        publisher.publish_lists(redis_client, tag)  # keep=2 would prune "old" if nothing pinned it
+    assert publisher.user_keys(redis_client, old.version)
     store.stop(redis_client)
-    assert old.version in publish_lists(redis_client, "d").removed
-    assert old.version not in publish.versions(redis_client)
+    assert old.version in publisher.publish_lists(redis_client, "d").removed
+    assert old.version not in versions.published(redis_client)
 
 
 # --- the bandit -----------------------------------------------------------------------------

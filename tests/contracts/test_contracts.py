@@ -15,7 +15,7 @@ from contracts import requestrecord, userid
 from contracts.requestrecord import Reason, RecordFormatter, Request, parse_request_line
 from contracts.userid import MAX_USER_ID, parse_user_id
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = sorted((ROOT / "contracts").glob("*.py"))
 PACKAGES = ["ingest", "training", "precompute", "service", "online", "experiments", "simulator"]
 PACKAGES += ["devstack", "bench", "dags", "scripts"]

@@ -28,7 +28,7 @@ from training.ranking import RankingMetrics, intra_list_diversity
 from training.split import temporal_split
 from training.svd import SVD
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 WORLD = {"users": 800, "movies": 400, "days": 90, "seed": 5}
 K = 20
 
