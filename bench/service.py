@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
-        sys.exit("bench.service: wrk not found; install it with: apt-get install -y wrk")
+        sys.exit("bench.service: wrk not found; `make bench-service` installs it (Debian wrk)")
     env = {**os.environ}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each gunicorn makes its own
     if args.workers:

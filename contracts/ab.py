@@ -30,7 +30,7 @@ def bucket(user_id: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
-class Split:
+class TrafficSplit:
     """Variants with the exclusive upper bound of their bucket range, ascending."""
 
     ranges: tuple[tuple[int, str], ...]
@@ -49,10 +49,10 @@ class Split:
         return self.ranges[-1][1]  # unreachable: the last bound is BUCKETS
 
 
-EVERYONE_IN_CONTROL = Split(((BUCKETS, DEFAULT_VARIANT),))
+EVERYONE_IN_CONTROL = TrafficSplit(((BUCKETS, DEFAULT_VARIANT),))
 
 
-def parse_split(raw: Mapping[bytes, bytes | str] | Mapping[str, bytes | str]) -> Split:
+def parse_split(raw: Mapping[bytes, bytes | str] | Mapping[str, bytes | str]) -> TrafficSplit:
     """The split from ``HGETALL rec:split``; empty means no experiment. Raises ``ValueError``
     on a bad name or weight, so a typo is refused as a whole rather than half-applied."""
     if not raw:
@@ -76,7 +76,7 @@ def parse_split(raw: Mapping[bytes, bytes | str] | Mapping[str, bytes | str]) ->
             continue
         cumulative += weights[variant]
         ranges.append((cumulative * BUCKETS // total, variant))
-    return Split(tuple(ranges))
+    return TrafficSplit(tuple(ranges))
 
 
 def valid_variant(name: str) -> bool:

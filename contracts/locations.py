@@ -1,8 +1,8 @@
 """Where things live, for every process: the variables several packages read.
 
-Each is defined here once, with its default, and read through ``contracts.env``; a
-package's own settings module reads these through the functions below and keeps only its
-own knobs.
+Each is defined here once, with its default, as a ``contracts.env.Var``; a package's own
+settings module declares a field with one of them (``redis_url: str = REDIS_URL.field()``),
+so it never defines the default itself, and keeps only its own knobs.
 
 | variable                    | default                  | read by                          |
 |-----------------------------|--------------------------|----------------------------------|
@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from contracts import env as envvars
+from contracts.env import Var
 
 DEFAULT_DATA_DIR = "var"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -31,45 +32,39 @@ DEFAULT_TOPIC = "movielog"
 DEFAULT_REQUEST_LOG_TOPIC = "recsys-requests"
 
 
+def data_dir_var(*below: str) -> Var:
+    """RECSYS_DATA_DIR, resolved when read (against the working directory of that moment),
+    joined with ``below``."""
+
+    def resolved(raw: str) -> Path:
+        return Path(raw).resolve().joinpath(*below)
+
+    return Var("RECSYS_DATA_DIR", resolved, default_factory=lambda: resolved(DEFAULT_DATA_DIR))
+
+
+DATA_DIR = data_dir_var()  # the one root every pipeline stage writes under
+SNAPSHOT_URI = Var("SNAPSHOT_URI", str)  # None (unset): under the caller's data directory
+REDIS_URL = Var("REDIS_URL", envvars.redis_url, DEFAULT_REDIS_URL)
+KAFKA_BOOTSTRAP = Var("KAFKA_BOOTSTRAP", envvars.bootstrap_servers, DEFAULT_KAFKA_BOOTSTRAP)
+KAFKA_TOPIC = Var("KAFKA_TOPIC", str, DEFAULT_TOPIC)
+REQUEST_LOG_KAFKA_BOOTSTRAP = Var("REQUEST_LOG_KAFKA_BOOTSTRAP", envvars.bootstrap_servers)
+REQUEST_LOG_KAFKA_TOPIC = Var("REQUEST_LOG_KAFKA_TOPIC", str, DEFAULT_REQUEST_LOG_TOPIC)
+
+
 def data_dir(env: Mapping[str, str] | None = None) -> Path:
     """The one root every pipeline stage writes under."""
-    raw = envvars.read_var(envvars.environment(env), "RECSYS_DATA_DIR", str, DEFAULT_DATA_DIR)
-    return Path(raw).resolve()
+    return DATA_DIR.read(env)
 
 
 def snapshot_location(root: Path | None = None, env: Mapping[str, str] | None = None) -> Path | str:
     """Where snapshots live: SNAPSHOT_URI if set, else ``root`` (a caller's own data
     directory), else the data directory."""
-    uri = envvars.read_var(envvars.environment(env), "SNAPSHOT_URI", str, "")
-    return uri or root or data_dir(env)
-
-
-def redis_url(env: Mapping[str, str] | None = None) -> str:
-    return envvars.read_var(
-        envvars.environment(env), "REDIS_URL", envvars.redis_url, DEFAULT_REDIS_URL
-    )
+    return SNAPSHOT_URI.read(env) or root or data_dir(env)
 
 
 def kafka_bootstrap(env: Mapping[str, str] | None = None) -> str:
-    return envvars.read_var(
-        envvars.environment(env),
-        "KAFKA_BOOTSTRAP",
-        envvars.bootstrap_servers,
-        DEFAULT_KAFKA_BOOTSTRAP,
-    )
+    return KAFKA_BOOTSTRAP.read(env)
 
 
 def kafka_topic(env: Mapping[str, str] | None = None) -> str:
-    return envvars.read_var(envvars.environment(env), "KAFKA_TOPIC", str, DEFAULT_TOPIC)
-
-
-def request_log_kafka_bootstrap(env: Mapping[str, str] | None = None) -> str | None:
-    return envvars.read_var(
-        envvars.environment(env), "REQUEST_LOG_KAFKA_BOOTSTRAP", envvars.bootstrap_servers, None
-    )
-
-
-def request_log_kafka_topic(env: Mapping[str, str] | None = None) -> str:
-    return envvars.read_var(
-        envvars.environment(env), "REQUEST_LOG_KAFKA_TOPIC", str, DEFAULT_REQUEST_LOG_TOPIC
-    )
+    return KAFKA_TOPIC.read(env)

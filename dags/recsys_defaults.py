@@ -19,6 +19,7 @@ Every task is idempotent (a retry redoes or reuses its work) and has its own
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from contracts.env import environment, non_negative_int, read_var
 
@@ -31,4 +32,13 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(
         seconds=read_var(_env, "RECSYS_RETRY_DELAY_SECONDS", non_negative_int, 120)
     ),
+}
+# What every recsys DAG passes to ``@dag`` besides its id and schedule: no backfill, one run
+# at a time, the shared retries.
+DAG_ARGS: dict[str, Any] = {
+    "start_date": START_DATE,
+    "catchup": False,
+    "max_active_runs": 1,
+    "default_args": DEFAULT_ARGS,
+    "tags": ["recsys"],
 }

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import Param, TriggerRule, dag, task
-from recsys_defaults import DEFAULT_ARGS, MAINTENANCE_SCHEDULE, START_DATE
+from recsys_defaults import DAG_ARGS, MAINTENANCE_SCHEDULE
 
 PREVIOUS = "previous"
 
@@ -23,11 +23,7 @@ PREVIOUS = "previous"
 @dag(
     dag_id="recsys_maintenance",
     schedule=MAINTENANCE_SCHEDULE,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["recsys"],
+    **DAG_ARGS,
     params={
         "rollback": Param(
             "",

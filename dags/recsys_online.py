@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import dag, task
-from recsys_defaults import DEFAULT_ARGS, START_DATE
+from recsys_defaults import DAG_ARGS
 
 from contracts.env import environment, read_var
 
@@ -26,11 +26,7 @@ SCHEDULE = read_var(environment(), "ONLINE_SCHEDULE", str, "@hourly")
 @dag(
     dag_id="recsys_online",
     schedule=SCHEDULE,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["recsys"],
+    **DAG_ARGS,
 )
 def recsys_online() -> None:
     @task(execution_timeout=timedelta(minutes=50))

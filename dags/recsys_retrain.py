@@ -28,7 +28,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import Param, TriggerRule, dag, task
-from recsys_defaults import DEFAULT_ARGS, RETRAIN_SCHEDULE, START_DATE
+from recsys_defaults import DAG_ARGS, RETRAIN_SCHEDULE
 
 # training.train.ALGORITHMS' keys (a test keeps them in step; importing it here would make
 # parsing the DAG import pandas and scipy).
@@ -39,11 +39,7 @@ DEFAULT_MODELS = ["multdae", "svd"]
 @dag(
     dag_id="recsys_retrain",
     schedule=RETRAIN_SCHEDULE,
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["recsys"],
+    **DAG_ARGS,
     params={
         "snapshot_id": Param("", type="string", description="snapshot to train on; empty: latest"),
         "allow_suspect": Param(

@@ -8,7 +8,8 @@
    ``dags/`` unpaused, no examples; every task reaches Redis, the broker and the data directory
    through the same environment variables as in production;
 4. wait until it is healthy and has parsed the DAG, print the URL and the credentials
-   (admin / admin), and run until Ctrl-C, which stops everything it started.
+   (admin / admin), and run until Ctrl-C, SIGTERM or SIGHUP, any of which stops everything
+   it started (``devstack.lifecycle``).
 
 Executor and database: Airflow 3 has no SequentialExecutor (its config maps it to
 LocalExecutor, the default) and ``standalone`` forces a local executor. Airflow 2 refused SQLite
@@ -42,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contracts import locations
-from devstack import airflow_api
+from devstack import airflow_api, lifecycle
 from devstack.demo import seed_snapshot, step
 from devstack.servers import (
     LOOPBACK,
@@ -146,27 +147,18 @@ def write_passwords(home: Path) -> None:
 
 
 def airflow_server(env: dict[str, str], home: Path, port: int) -> Server:
+    """standalone stops its components on SIGINT only (SIGTERM would orphan them)."""
     argv = [str(Path(sys.prefix) / "bin" / "airflow"), "standalone"]
-    return Server("airflow", argv, port, home / "standalone.log", env=env)
+    return Server(
+        "airflow", argv, port, home / "standalone.log", env=env, stop_signal=signal.SIGINT
+    )
 
 
 def stop_airflow(server: Server, grace: float = 15.0) -> None:
-    """standalone stops its components on SIGINT only (SIGTERM would orphan them), but waits for
-    running tasks; after ``grace`` seconds the rest of its process group is terminated, then
-    killed."""
-    if server.process is None:
-        return
-    group = server.process.pid
-    server.stop(signal.SIGINT, timeout=grace)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        deadline = time.monotonic() + 5
-        try:
-            os.killpg(group, sig)
-            while time.monotonic() < deadline:
-                os.killpg(group, 0)
-                time.sleep(0.2)
-        except ProcessLookupError:
-            return
+    """SIGINT to standalone, which waits for running tasks; after ``grace`` seconds it is
+    killed, and whatever is left of its process group is terminated, then killed
+    (``Server.stop``)."""
+    server.stop(timeout=grace)
 
 
 def start(
@@ -214,7 +206,8 @@ def start(
         step(f"starting airflow standalone on {stack.url} (log: {home / 'standalone.log'})")
         stack.env = airflow_env(base, home, port, scheduled=scheduled, parallelism=parallelism)
         write_passwords(home)
-        stack.airflow = airflow_server(stack.env, home, port).start(START_TIMEOUT)
+        stack.airflow = airflow_server(stack.env, home, port)  # stop() stops it from now on
+        stack.airflow.start(START_TIMEOUT)
         airflow_api.wait_until_healthy(stack.url, START_TIMEOUT)
         api = airflow_api.session(stack.url, ADMIN_USER, ADMIN_PASSWORD)
         airflow_api.wait_for_dag(api, stack.url, DAG_ID, START_TIMEOUT)
@@ -284,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(1)
         print(f"airflow standalone exited; see {airflow.log_path}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # lifecycle.Stopped: SIGINT, SIGTERM or SIGHUP, while serving
         return 0
     finally:
         step("stopping Airflow, the broker and Redis")
@@ -292,7 +285,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:  # Ctrl-C while starting: start() has already stopped its part
-        sys.exit(130)
+    # A stop while starting: start() has already stopped its part; exit with the signal's code.
+    lifecycle.run_main(main)

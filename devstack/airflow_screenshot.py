@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -62,17 +63,20 @@ SETTLE_SECONDS = 1.5  # the graph animates to its new size after a click
 
 class DevTools:
     """The least of the Chrome DevTools protocol over one page's websocket: a command, then
-    its answer (events in between are ignored)."""
+    its answer. Events that arrive meanwhile go to ``on_event`` if set, else are ignored."""
 
-    def __init__(self, socket):
+    def __init__(self, socket, on_event: Callable[[dict], None] | None = None):
         self.socket = socket
         self.next_id = 0
+        self.on_event = on_event
 
     def call(self, method: str, **params) -> dict:
         self.next_id += 1
         self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
         while True:
             message = json.loads(self.socket.recv(timeout=60))
+            if "method" in message and self.on_event is not None:
+                self.on_event(message)
             if message.get("id") == self.next_id:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")

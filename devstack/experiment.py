@@ -15,7 +15,8 @@
 
 Everything lands in ``--data-dir`` (``var/experiment-demo``): each experiment's report
 (markdown + PNG plots) under ``experiments/``, the online metrics under ``online/``, and
-``summary.json``, whose content is also the last line printed. The world's users react at
+``summary.json``, whose content is also the last line printed. Ctrl-C, SIGTERM and SIGHUP
+alike stop everything it started (``devstack.lifecycle``). The world's users react at
 once, so the conversion window is short (ONLINE_WINDOW_HOURS=0.5) and the planned sample
 size is set by a large minimum detectable effect (EXPERIMENT_MDE=0.15): a demo in minutes,
 not a two-week test.
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from contracts import locations
+from devstack import lifecycle
 from devstack.demo import create_topic, seed_snapshot, step
 from devstack.servers import LOOPBACK, env_for, free_port, kafka_broker, redis_server, wait_for_port
 
@@ -76,9 +78,7 @@ def closed_loop(args: argparse.Namespace, env: dict[str, str]) -> dict:
     finally:
         client.close()
         for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=20)
+            lifecycle.stop_process(process)
     summary["online_report"] = str(loop.online.out_dir / "report.md")
     (data_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
@@ -155,8 +155,10 @@ class _Loop:
 
 
 def _background(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """A child in a session of its own (a terminal's Ctrl-C reaches only this process, which
+    stops it in order), output to ``log``."""
     with log.open("wb") as out:
-        return subprocess.Popen(argv, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        return lifecycle.spawn(argv, env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _wait_for_journal(
@@ -230,4 +232,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lifecycle.run_main(main)

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devstack import lifecycle
+
 LOOPBACK = "127.0.0.1"
 REPO = Path(__file__).resolve().parent.parent
 S3_BUCKET = "tansu"
@@ -68,13 +70,16 @@ def tansu_binary() -> str:
 
 @dataclass
 class Server:
-    """A child process listening on one loopback port; stop() is idempotent."""
+    """A child process listening on one loopback port, in a session of its own (a terminal's
+    signals do not reach it); stop() is idempotent."""
 
     name: str
     argv: list[str]
     port: int
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    stderr_to_terminal: bool = False  # stderr stays this process's; only stdout goes to the log
+    stop_signal: int = signal.SIGTERM  # what asks it to stop gracefully
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 15.0) -> Server:
@@ -82,7 +87,7 @@ class Server:
         self.process = subprocess.Popen(
             self.argv,
             stdout=log,
-            stderr=subprocess.STDOUT,
+            stderr=None if self.stderr_to_terminal else subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **self.env},
             start_new_session=True,
@@ -93,21 +98,19 @@ class Server:
         except ServerError:
             self.stop()
             raise ServerError(f"{self.name} did not start; see {self.log_path}") from None
+        except BaseException:  # stopped while starting (Ctrl-C, SIGTERM): nothing left behind
+            self.stop()
+            raise
         return self
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    def stop(self, sig: int | None = None, timeout: float = 10.0) -> None:
+        """``sig`` (default ``stop_signal``), SIGKILL after ``timeout``, and the same for
+        anything left in its process group (``lifecycle.stop_process``)."""
+        lifecycle.stop_process(self.process, self.stop_signal if sig is None else sig, timeout)
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return lifecycle.running(self.process)
 
 
 def redis_server(port: int, workdir: Path) -> Server:

@@ -29,7 +29,6 @@ out-of-range value raises ``SettingsError`` naming the variable (``contracts.env
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,53 +36,34 @@ import pandas as pd
 
 from contracts import locations
 from contracts.env import (
+    FromEnv,
     SettingsError,
-    environment,
     fraction,
     non_negative_int,
     positive_int,
-    read_var,
     share,
+    var,
 )
 
 __all__ = ["Settings", "SettingsError"]
-
-
-@dataclass(frozen=True)
-class Settings:
-    report_dir: Path
-    redis_url: str = locations.DEFAULT_REDIS_URL
-    alpha: float = 0.05
-    power: float = 0.8
-    mde: float = 0.02
-    looks: int = 1
-    bootstrap: int = 2000
-    seed: int = 0
-    report_bucket: str = "D"
-    bandit_floor: float = 0.05
-    bandit_draws: int = 10_000
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Every variable (``os.environ`` unless given); a bad value raises ``SettingsError``."""
-        env = environment(environ)
-        d = cls(report_dir=locations.data_dir(env) / "experiments")
-        return cls(
-            report_dir=d.report_dir,
-            redis_url=locations.redis_url(env),
-            alpha=read_var(env, "EXPERIMENT_ALPHA", fraction, d.alpha),
-            power=read_var(env, "EXPERIMENT_POWER", fraction, d.power),
-            mde=read_var(env, "EXPERIMENT_MDE", fraction, d.mde),
-            looks=read_var(env, "EXPERIMENT_LOOKS", positive_int, d.looks),
-            bootstrap=read_var(env, "EXPERIMENT_BOOTSTRAP", positive_int, d.bootstrap),
-            seed=read_var(env, "EXPERIMENT_SEED", non_negative_int, d.seed),
-            report_bucket=read_var(env, "EXPERIMENT_REPORT_BUCKET", frequency, d.report_bucket),
-            bandit_floor=read_var(env, "BANDIT_FLOOR", share, d.bandit_floor),
-            bandit_draws=read_var(env, "BANDIT_DRAWS", positive_int, d.bandit_draws),
-        )
 
 
 def frequency(raw: str) -> str:
     """A fixed pandas frequency (D, 6h, 30min, ...); W or M are not fixed and refused."""
     pd.Timestamp(0).floor(raw)  # ValueError unless a fixed frequency
     return raw
+
+
+@dataclass(frozen=True)
+class Settings(FromEnv):
+    report_dir: Path = locations.data_dir_var("experiments").field(required=True)
+    redis_url: str = locations.REDIS_URL.field()
+    alpha: float = var("EXPERIMENT_ALPHA", fraction, 0.05)
+    power: float = var("EXPERIMENT_POWER", fraction, 0.8)
+    mde: float = var("EXPERIMENT_MDE", fraction, 0.02)
+    looks: int = var("EXPERIMENT_LOOKS", positive_int, 1)
+    bootstrap: int = var("EXPERIMENT_BOOTSTRAP", positive_int, 2000)
+    seed: int = var("EXPERIMENT_SEED", non_negative_int, 0)
+    report_bucket: str = var("EXPERIMENT_REPORT_BUCKET", frequency, "D")
+    bandit_floor: float = var("BANDIT_FLOOR", share, 0.05)
+    bandit_draws: int = var("BANDIT_DRAWS", positive_int, 10_000)

@@ -26,6 +26,7 @@ from kafka.errors import KafkaError
 from ingest import prom
 from ingest.events import Rejected, parse_line
 from ingest.journal import Journal, SegmentBuilder
+from ingest.progress import Progress
 from ingest.settings import Settings
 from ingest.snapshot import open_store
 
@@ -80,6 +81,7 @@ class Consumer:
         self._pending: dict[int, SegmentBuilder] = {}
         self._assigned_at: float | None = None
         self._durable: dict[int, int] = {}  # partition -> next offset not yet journaled
+        self._progress: Progress | None = None  # journaled of the high watermarks, while running
         store = open_store(settings.data_dir)
         prom.watch_snapshot_age(store.latest_created_at)
 
@@ -109,6 +111,7 @@ class Consumer:
         if not self._connect():
             return self.stats
         started = last_event = time.monotonic()
+        self._progress = Progress(f"consume {self.settings.topic}", unit="events", log=log)
         try:
             while not self._stop:
                 if self._poll_batch():
@@ -118,6 +121,8 @@ class Consumer:
                     break
             self.flush()
         finally:
+            self._progress.close()
+            self._progress = None
             self._client.close(autocommit=False)
         return self.stats
 
@@ -180,12 +185,17 @@ class Consumer:
 
     def _update_lag(self) -> None:
         """Lag = the partition's high watermark minus what is durably journaled, so events
-        read but still in an open batch count as lag: they would be lost to a crash."""
+        read but still in an open batch count as lag: they would be lost to a crash. The
+        progress shown is the same: journaled events of the high watermarks' sum."""
+        total = journaled = 0
         for tp in self._client.assignment():
             end = self._client.highwater(tp)
             if end is not None:
-                lag = max(0, end - self._durable.get(tp.partition, 0))
-                prom.LAG.labels(str(tp.partition)).set(lag)
+                durable = self._durable.get(tp.partition, 0)
+                prom.LAG.labels(str(tp.partition)).set(max(0, end - durable))
+                total, journaled = total + end, journaled + min(durable, end)
+        if self._progress is not None and total:
+            self._progress.update(journaled, total)
 
     # -- batches -------------------------------------------------------------------------
 

@@ -73,17 +73,12 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from contracts.env import (
-    environment,
-    float_at_least,
-    non_negative_float,
-    non_negative_int,
-    read_var,
-)
+from contracts.env import FromEnv, float_at_least, non_negative_float, non_negative_int, var
 
 KINDS = ("watch", "rate", "recommendation", "account")
 SPAN_QUANTILE = 0.005  # stream-time span: between these quantiles of event time, scaled up
@@ -94,46 +89,46 @@ _US_PER_HOUR = 3_600_000_000
 
 
 @dataclass(frozen=True)
-class DriftBounds:
+class DriftBounds(FromEnv):
     """How far a window may move from its parent's before the snapshot is suspect."""
 
     # Accepted events each window needs before its distributions are judged: below that a
     # rating mean or a share of new users is mostly sampling noise.
-    min_events: int = 1000
+    min_events: int = var("DRIFT_MIN_EVENTS", non_negative_int, 1000)
     # Ratings each window needs for the rating mean and histogram. Stars have a standard
     # deviation of about 1.2, so with 300 ratings on each side the difference of two means
     # has a standard error of about 0.1: the 0.3 bound is three of them.
-    min_ratings: int = 300
+    min_ratings: int = var("DRIFT_MIN_RATINGS", non_negative_int, 300)
     # Users, movies, watcher-days or watched (user, movie) pairs each window needs for the
     # checks that average over them. A share's difference from 200 on each side has a
     # standard error of at most 0.05: the 0.25 bound is five of them.
-    min_sample: int = 200
+    min_sample: int = var("DRIFT_MIN_SAMPLE", non_negative_int, 200)
     # Stream hours both windows must span for the volume checks. Traffic follows the time of
     # day (evening is several times the night): shorter windows cannot be compared per hour.
-    min_hours: float = 20.0
+    min_hours: float = var("DRIFT_MIN_HOURS", non_negative_float, 20.0)
     # Events and ratings per stream hour may grow or shrink by this factor. Day-to-day and
     # weekday swings are well within 2x; 5x is a lost partition, a stuck producer, a flood.
-    volume_factor: float = 5.0
+    volume_factor: float = var("DRIFT_VOLUME_FACTOR", float_at_least(1.0), 5.0)
     # The mean star rating may shift this much (stars, on the snapshot's scale). A service's
     # mean rating moves by hundredths from day to day; 0.3 is a different population or a
     # client sending a different scale.
-    rating_mean: float = 0.3
+    rating_mean: float = var("DRIFT_RATING_MEAN", non_negative_float, 0.3)
     # Total-variation distance between the star shares (half the sum of absolute share
     # differences: the share of ratings that would have to move). Catches a changed shape at
     # an unchanged mean, e.g. polarised 1s and 5s replacing 3s.
-    rating_histogram: float = 0.15
+    rating_histogram: float = var("DRIFT_RATING_HISTOGRAM", non_negative_float, 0.15)
     # Share of the window's users (and, below, of its rated/watched movies) never seen
     # before may change by this much, absolute: a bot flood, a re-keyed user ID, a catalog
     # reload. The share falls as history grows, fastest in a young stream (the simulator's
     # by about 0.15 a day in its first days): within 0.25.
-    new_users: float = 0.25
-    new_movies: float = 0.25
+    new_users: float = var("DRIFT_NEW_USERS", non_negative_float, 0.25)
+    new_movies: float = var("DRIFT_NEW_MOVIES", non_negative_float, 0.25)
     # Distinct watch minutes per watcher-day and per (user, movie) may change by this
     # factor: the player logging one line per two minutes, sessions cut short.
-    watch_factor: float = 1.5
+    watch_factor: float = var("DRIFT_WATCH_FACTOR", float_at_least(1.0), 1.5)
     # The share of rejected lines may rise this much (absolute; a fall is good news): a
     # producer changed its format, and what still parses may be a biased remainder.
-    rejected_rise: float = 0.05
+    rejected_rise: float = var("DRIFT_REJECTED_RISE", non_negative_float, 0.05)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -143,25 +138,6 @@ class DriftBounds:
         for name in ("volume_factor", "watch_factor"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{_env_name(name)}={getattr(self, name)!r}: expected >= 1")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> DriftBounds:
-        """Defaults overridden by ``DRIFT_<FIELD>`` variables (see the module docstring), read
-        from ``os.environ`` unless given; an empty one counts as unset. A bad or out-of-range
-        value (a count not an integer >= 0, a bound < 0, a factor < 1) raises ``SettingsError``
-        naming the variable."""
-        env = environment(environ)
-        default = cls()
-        values: dict[str, float | int] = {}
-        for f in fields(cls):
-            if f.type in ("int", int):
-                parse = non_negative_int
-            elif f.name in ("volume_factor", "watch_factor"):
-                parse = float_at_least(1.0)
-            else:
-                parse = non_negative_float
-            values[f.name] = read_var(env, _env_name(f.name), parse, getattr(default, f.name))
-        return cls(**values)
 
 
 def _env_name(name: str) -> str:
@@ -214,8 +190,10 @@ class Profile:
         """Inverse of ``as_dict``; unknown keys are ignored, missing ones take defaults
         (so profiles written by older or newer code still load)."""
         names = {f.name for f in fields(cls)}
-        values = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
-        return cls(**{k: v for k, v in values.items() if k in names})
+        values: dict[str, Any] = {
+            k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items() if k in names
+        }
+        return cls(**values)
 
 
 def profile(
@@ -446,8 +424,8 @@ class DriftReport:
         if self.too_few_events:
             which = "this" if self.current.events < self.min_events else "the parent's"
             small = min(self.previous.events, self.current.events)
-            judged = [check.label for check in self.checks if check.judged]
-            checked = f"{', '.join(judged)} within bounds" if judged else "no check judged"
+            labels = [check.label for check in self.checks if check.judged]
+            checked = f"{', '.join(labels)} within bounds" if labels else "no check judged"
             return (
                 f"OK (too few events to judge: {small:,} accepted events in {which} window, "
                 f"{self.min_events:,} needed; {checked})"

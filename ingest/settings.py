@@ -22,18 +22,19 @@ the variable (``contracts.env``). The shared variables come from ``contracts.loc
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from contracts import locations
 from contracts.env import (
+    FromEnv,
     SettingsError,
-    environment,
     integer,
+    nested,
     port,
     positive_float,
     positive_int,
-    read_var,
+    var,
 )
 from ingest.drift import DriftBounds
 from ingest.events import DEFAULT_SCALE, RatingScale
@@ -56,39 +57,23 @@ def rating_scale(raw: str) -> RatingScale:
 
 
 @dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    bootstrap: str = locations.DEFAULT_KAFKA_BOOTSTRAP
-    topic: str = locations.DEFAULT_TOPIC
-    group: str = "recsys-ingest"
-    scale: RatingScale = DEFAULT_SCALE
-    batch_size: int = 50_000
-    batch_seconds: float = 5.0
-    session_timeout_ms: int = 10_000
-    metrics_port: int = 0
-    snapshot_keep: int = 14
-    snapshots: Path | str | None = None  # None: <data_dir>/snapshots
-    drift: DriftBounds = field(default_factory=DriftBounds)
+class Settings(FromEnv):
+    data_dir: Path = locations.DATA_DIR.field(required=True)
+    bootstrap: str = locations.KAFKA_BOOTSTRAP.field()
+    topic: str = locations.KAFKA_TOPIC.field()
+    group: str = var("KAFKA_GROUP", str, "recsys-ingest")
+    scale: RatingScale = var("RATING_SCALE", rating_scale, DEFAULT_SCALE)
+    batch_size: int = var("INGEST_BATCH_SIZE", positive_int, 50_000)
+    batch_seconds: float = var("INGEST_BATCH_SECONDS", positive_float, 5.0)
+    session_timeout_ms: int = var("KAFKA_SESSION_TIMEOUT_MS", positive_int, 10_000)
+    metrics_port: int = var("INGEST_METRICS_PORT", port, DEFAULT_METRICS_PORT, in_code=0)
+    snapshot_keep: int = var("SNAPSHOT_KEEP", positive_int, 14)
+    snapshots: Path | str | None = locations.SNAPSHOT_URI.field()  # None: <data_dir>/snapshots
+    drift: DriftBounds = nested(DriftBounds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Every variable (``os.environ`` unless given); a bad value raises ``SettingsError``."""
-        env = environment(environ)
-        d = cls(data_dir=Path())
-        root = locations.data_dir(env)
-        return cls(
-            data_dir=root,
-            bootstrap=locations.kafka_bootstrap(env),
-            topic=locations.kafka_topic(env),
-            group=read_var(env, "KAFKA_GROUP", str, d.group),
-            scale=read_var(env, "RATING_SCALE", rating_scale, d.scale),
-            batch_size=read_var(env, "INGEST_BATCH_SIZE", positive_int, d.batch_size),
-            batch_seconds=read_var(env, "INGEST_BATCH_SECONDS", positive_float, d.batch_seconds),
-            session_timeout_ms=read_var(
-                env, "KAFKA_SESSION_TIMEOUT_MS", positive_int, d.session_timeout_ms
-            ),
-            metrics_port=read_var(env, "INGEST_METRICS_PORT", port, DEFAULT_METRICS_PORT),
-            snapshot_keep=read_var(env, "SNAPSHOT_KEEP", positive_int, d.snapshot_keep),
-            snapshots=locations.snapshot_location(root, env),
-            drift=DriftBounds.from_env(env),
-        )
+        """``FromEnv.from_env``, with the snapshots under the data directory unless
+        SNAPSHOT_URI says where (``locations.snapshot_location``)."""
+        settings = super().from_env(environ)
+        return replace(settings, snapshots=settings.snapshots or settings.data_dir)

@@ -40,20 +40,20 @@ split that reuses the service's variant names would mix them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from contracts import ab, locations
 from contracts.env import (
+    FromEnv,
     SettingsError,
     comma_list,
-    environment,
     flag,
     non_negative_float,
     positive_float,
-    read_var,
+    var,
 )
 from contracts.response import parse_body
 
@@ -63,61 +63,7 @@ DEFAULT_WINDOW = timedelta(hours=24)
 DEFAULT_DEDUP = timedelta(seconds=60)
 
 
-@dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    stream_topic: str = locations.DEFAULT_TOPIC
-    window: timedelta = DEFAULT_WINDOW
-    dedup: timedelta = DEFAULT_DEDUP
-    stream_recommendations: bool = True
-    stream_split: ab.Split | None = None
-    request_log_paths: tuple[str, ...] = ()
-    request_log_kafka_bootstrap: str | None = None
-    request_log_kafka_topic: str = locations.DEFAULT_REQUEST_LOG_TOPIC
-    reference_list: tuple[str, ...] | None = None
-    pushgateway_url: str | None = None
-    push_job: str = "recsys_online"
-
-    @property
-    def out_dir(self) -> Path:
-        return self.data_dir / "online"
-
-    @property
-    def users_path(self) -> Path:
-        """``conversion.user_outcomes`` of every closed exposure: what experiments analyse."""
-        return self.out_dir / "users.parquet"
-
-    def stream_assign(self) -> Callable[[int], str] | None:
-        """The variant of a stream line's user, or None: label them all "stream"."""
-        return None if self.stream_split is None else self.stream_split.assign
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Every variable (``os.environ`` unless given); an empty one counts as unset, a bad
-        one raises ``SettingsError`` naming it."""
-        env = environment(environ)
-        d = cls(data_dir=Path())
-        hours = read_var(env, "ONLINE_WINDOW_HOURS", positive_float, d.window / timedelta(hours=1))
-        dedup = read_var(env, "ONLINE_DEDUP_SECONDS", non_negative_float, d.dedup.total_seconds())
-        return cls(
-            data_dir=locations.data_dir(env),
-            stream_topic=locations.kafka_topic(env),
-            window=timedelta(hours=hours),
-            dedup=timedelta(seconds=dedup),
-            stream_recommendations=read_var(
-                env, "ONLINE_STREAM_RECOMMENDATIONS", flag, d.stream_recommendations
-            ),
-            stream_split=read_var(env, "ONLINE_STREAM_SPLIT", stream_split, d.stream_split),
-            request_log_paths=read_var(env, "REQUEST_LOG_PATH", comma_list, d.request_log_paths),
-            request_log_kafka_bootstrap=locations.request_log_kafka_bootstrap(env),
-            request_log_kafka_topic=locations.request_log_kafka_topic(env),
-            reference_list=read_var(env, "ONLINE_REFERENCE_LIST", reference_list, None),
-            pushgateway_url=read_var(env, "PUSHGATEWAY_URL", str, d.pushgateway_url),
-            push_job=read_var(env, "ONLINE_PUSH_JOB", str, d.push_job),
-        )
-
-
-def stream_split(raw: str) -> ab.Split:
+def stream_split(raw: str) -> ab.TrafficSplit:
     """``control=90,treatment=10`` -> the split ``contracts.ab`` assigns stream users by."""
     pairs = {}
     for item in raw.split(","):
@@ -131,3 +77,42 @@ def stream_split(raw: str) -> ab.Split:
 def reference_list(raw: str) -> tuple[str, ...]:
     """Comma-separated movie IDs, as in a response body."""
     return tuple(parse_body(raw))
+
+
+def duration(unit: str, parse: Callable[[str], float]) -> Callable[[str], timedelta]:
+    """A parser of a number of ``unit`` (``hours``, ``seconds``) into a timedelta."""
+    return lambda raw: timedelta(**{unit: parse(raw)})
+
+
+@dataclass(frozen=True)
+class Settings(FromEnv):
+    data_dir: Path = locations.DATA_DIR.field(required=True)
+    stream_topic: str = locations.KAFKA_TOPIC.field()
+    window: timedelta = var(
+        "ONLINE_WINDOW_HOURS", duration("hours", positive_float), DEFAULT_WINDOW
+    )
+    dedup: timedelta = var(
+        "ONLINE_DEDUP_SECONDS", duration("seconds", non_negative_float), DEFAULT_DEDUP
+    )
+    stream_recommendations: bool = var("ONLINE_STREAM_RECOMMENDATIONS", flag, True)
+    # (the parser is the module's stream_split, not this field: the field is not bound yet)
+    stream_split: ab.TrafficSplit | None = var("ONLINE_STREAM_SPLIT", stream_split)
+    request_log_paths: tuple[str, ...] = var("REQUEST_LOG_PATH", comma_list, ())
+    request_log_kafka_bootstrap: str | None = locations.REQUEST_LOG_KAFKA_BOOTSTRAP.field()
+    request_log_kafka_topic: str = locations.REQUEST_LOG_KAFKA_TOPIC.field()
+    reference_list: tuple[str, ...] | None = var("ONLINE_REFERENCE_LIST", reference_list)
+    pushgateway_url: str | None = var("PUSHGATEWAY_URL", str)
+    push_job: str = var("ONLINE_PUSH_JOB", str, "recsys_online")
+
+    @property
+    def out_dir(self) -> Path:
+        return self.data_dir / "online"
+
+    @property
+    def users_path(self) -> Path:
+        """``conversion.user_outcomes`` of every closed exposure: what experiments analyse."""
+        return self.out_dir / "users.parquet"
+
+    def stream_assign(self) -> Callable[[int], str] | None:
+        """The variant of a stream line's user, or None: label them all "stream"."""
+        return None if self.stream_split is None else self.stream_split.assign

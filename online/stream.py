@@ -6,7 +6,7 @@ are the stream's zoneless ISO times, which are UTC: naive UTC, like every time i
 
 A stream ``recommendation request`` line names no A/B variant or model version: it becomes
 variant "stream", version "unknown", unless ``assign`` (user ID -> variant, e.g. a
-``contracts.ab.Split``'s ``assign``) says which variant the user is in.
+``contracts.ab.TrafficSplit``'s ``assign``) says which variant the user is in.
 """
 
 from __future__ import annotations

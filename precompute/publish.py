@@ -103,7 +103,8 @@ def begin(
     with client.pipeline(transaction=True) as pipe:
         pipe.sadd(rediskeys.PENDING, version)
         pipe.set(rediskeys.default(version), default_body)
-        pipe.hset(rediskeys.meta(version), mapping=plan)
+        # redis-py types the mapping with an invariant key union: no dict[str, ...] fits it.
+        pipe.hset(rediskeys.meta(version), mapping=plan)  # type: ignore[arg-type]
         pipe.execute()
     return version
 

@@ -17,6 +17,7 @@ import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from ingest.snapshot import open_store
 from precompute import steps
@@ -28,17 +29,23 @@ log = logging.getLogger(__name__)
 REPORTS = "reports"
 
 
+class RunFacts(TypedDict):
+    """What the orchestrator knows of a run and passes in (the rest is read from records)."""
+
+    run_id: str
+    dry_run: bool
+    snapshot_id: str
+    candidates: list[str]
+    published: dict | None
+    verified: dict | None
+    tasks: list[dict]
+
+
 def write_run_report(
     *,
-    run_id: str,
-    dry_run: bool,
-    snapshot_id: str,
-    candidates: list[str],
-    published: dict | None,
-    verified: dict | None,
-    tasks: list[dict],
     task_order: list[str] | None = None,
     settings: Settings | None = None,
+    **facts: Unpack[RunFacts],
 ) -> dict:
     """Gather the run's report (see the module doc), write it as markdown and JSON, log it.
 
@@ -49,20 +56,14 @@ def write_run_report(
     """
     settings = settings or Settings.from_env()
     rank = {task_id: i for i, task_id in enumerate(task_order or [])}
-    report = gather(
-        run_id=run_id,
-        dry_run=dry_run,
-        snapshot_id=snapshot_id,
-        candidates=candidates,
-        published=published,
-        verified=verified,
-        tasks=sorted(tasks, key=lambda t: (rank.get(t["task_id"], len(rank)), t["map_index"])),
-        settings=settings,
+    facts["tasks"] = sorted(
+        facts["tasks"], key=lambda t: (rank.get(t["task_id"], len(rank)), t["map_index"])
     )
+    report = gather(settings, **facts)
     text = markdown(report)
     directory = settings.data_dir / REPORTS
     directory.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^\w.+:-]", "_", run_id)
+    name = re.sub(r"[^\w.+:-]", "_", facts["run_id"])
     report["files"] = {
         "markdown": str(_write(directory / f"{name}.md", text)),
         "json": str(directory / f"{name}.json"),
@@ -72,18 +73,11 @@ def write_run_report(
     return report
 
 
-def gather(
-    *,
-    run_id: str,
-    dry_run: bool,
-    snapshot_id: str,
-    candidates: list[str],
-    published: dict | None,
-    verified: dict | None,
-    tasks: list[dict],
-    settings: Settings,
-) -> dict:
+def gather(settings: Settings, **facts: Unpack[RunFacts]) -> dict:
     """The report as one JSON-able dict."""
+    run_id, dry_run, candidates = facts["run_id"], facts["dry_run"], facts["candidates"]
+    snapshot_id, published, verified = facts["snapshot_id"], facts["published"], facts["verified"]
+    tasks = facts["tasks"]
     registry = ModelRegistry(settings.data_dir)
     decided = {d["candidate"]: d for d in registry.decisions() if d["candidate"] in candidates}
     rows = []

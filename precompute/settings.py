@@ -40,20 +40,19 @@ counts as unset; a bad or out-of-range value raises ``SettingsError`` naming the
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from contracts import locations
 from contracts.env import (
+    FromEnv,
     SettingsError,
     at_least,
-    environment,
     http_url,
     non_negative_float,
     non_negative_int,
     positive_int,
-    read_var,
+    var,
 )
 from contracts.response import LIST_LENGTH
 
@@ -63,53 +62,20 @@ MIN_KEEP_VERSIONS = 2  # the active version and the one a rollback returns to
 
 
 @dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    redis_url: str = locations.DEFAULT_REDIS_URL
-    block_size: int = 256
-    threads: int = 1
-    shards: int = 1
-    publish_batch: int = 1000
-    publish_verify_sample: int = 50
-    keep_versions: int = MIN_KEEP_VERSIONS
-    rollback_grace_seconds: float = 2.0
-    rule_max_per_year: int = 0
-    rule_max_per_prefix: int = 0
-    rule_prefix_words: int = 2
-    rule_pool: int = 3 * LIST_LENGTH
-    verify_sample: int = 50
-    service_url: str | None = None
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Every variable (``os.environ`` unless given); a bad or out-of-range value raises
-        ``SettingsError`` naming it (nothing is clamped: KEEP_VERSIONS=1 is refused)."""
-        env = environment(environ)
-        d = cls(data_dir=Path())
-        return cls(
-            data_dir=locations.data_dir(env),
-            redis_url=locations.redis_url(env),
-            block_size=read_var(env, "PRECOMPUTE_BLOCK_SIZE", positive_int, d.block_size),
-            threads=read_var(env, "PRECOMPUTE_THREADS", positive_int, os.cpu_count() or 1),
-            shards=read_var(env, "PRECOMPUTE_SHARDS", positive_int, d.shards),
-            publish_batch=read_var(env, "PUBLISH_BATCH", positive_int, d.publish_batch),
-            publish_verify_sample=read_var(
-                env, "PUBLISH_VERIFY_SAMPLE", positive_int, d.publish_verify_sample
-            ),
-            keep_versions=read_var(
-                env, "KEEP_VERSIONS", at_least(MIN_KEEP_VERSIONS), d.keep_versions
-            ),
-            rollback_grace_seconds=read_var(
-                env, "ROLLBACK_GRACE_SECONDS", non_negative_float, d.rollback_grace_seconds
-            ),
-            rule_max_per_year=read_var(
-                env, "RULE_MAX_PER_YEAR", non_negative_int, d.rule_max_per_year
-            ),
-            rule_max_per_prefix=read_var(
-                env, "RULE_MAX_PER_PREFIX", non_negative_int, d.rule_max_per_prefix
-            ),
-            rule_prefix_words=read_var(env, "RULE_PREFIX_WORDS", positive_int, d.rule_prefix_words),
-            rule_pool=read_var(env, "RULE_POOL", at_least(LIST_LENGTH), d.rule_pool),
-            verify_sample=read_var(env, "VERIFY_SAMPLE", positive_int, d.verify_sample),
-            service_url=read_var(env, "SERVICE_URL", http_url, d.service_url),
-        )
+class Settings(FromEnv):
+    data_dir: Path = locations.DATA_DIR.field(required=True)
+    redis_url: str = locations.REDIS_URL.field()
+    block_size: int = var("PRECOMPUTE_BLOCK_SIZE", positive_int, 256)
+    threads: int = var("PRECOMPUTE_THREADS", positive_int, os.cpu_count() or 1, in_code=1)
+    shards: int = var("PRECOMPUTE_SHARDS", positive_int, 1)
+    publish_batch: int = var("PUBLISH_BATCH", positive_int, 1000)
+    publish_verify_sample: int = var("PUBLISH_VERIFY_SAMPLE", positive_int, 50)
+    # Nothing is clamped: KEEP_VERSIONS=1 is refused, not raised to 2.
+    keep_versions: int = var("KEEP_VERSIONS", at_least(MIN_KEEP_VERSIONS), MIN_KEEP_VERSIONS)
+    rollback_grace_seconds: float = var("ROLLBACK_GRACE_SECONDS", non_negative_float, 2.0)
+    rule_max_per_year: int = var("RULE_MAX_PER_YEAR", non_negative_int, 0)
+    rule_max_per_prefix: int = var("RULE_MAX_PER_PREFIX", non_negative_int, 0)
+    rule_prefix_words: int = var("RULE_PREFIX_WORDS", positive_int, 2)
+    rule_pool: int = var("RULE_POOL", at_least(LIST_LENGTH), 3 * LIST_LENGTH)
+    verify_sample: int = var("VERIFY_SAMPLE", positive_int, 50)
+    service_url: str | None = var("SERVICE_URL", http_url)

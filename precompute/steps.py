@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import redis
 
 from contracts import rediskeys
+from ingest.progress import Progress
 from ingest.snapshot import open_store
 from precompute import publish as protocol
 from precompute import versions
@@ -154,16 +155,17 @@ def write_shard(
             rules=inputs.rules(settings),
             pool=settings.rule_pool,
         )
-        report = protocol.write_shard(
-            client,
-            version,
-            shard,
-            blocks,
-            expected=len(users),
-            model_version=inputs.meta.version,
-            batch=settings.publish_batch,
-            sample=settings.publish_verify_sample,
-        )
+        with Progress(f"precompute {shard}", total=len(users), unit="users", log=log) as progress:
+            report = protocol.write_shard(
+                client,
+                version,
+                shard,
+                progress.track(blocks, size=lambda block: len(block[0])),
+                expected=len(users),
+                model_version=inputs.meta.version,
+                batch=settings.publish_batch,
+                sample=settings.publish_verify_sample,
+            )
     log.info(
         "write_shard %s of %s: %d users in %.1fs",
         shard,

@@ -90,7 +90,7 @@ def check_redis(client: redis.Redis, version: str, sample: int) -> dict[int, str
     default = client.get(rediskeys.default(version))
     if default is None:
         raise VerifyError(f"version {version} has no cold-start list")
-    check_list(default, f"cold-start list of {version}")
+    check_list(versions.as_text(default), f"cold-start list of {version}")
     found: dict[str, None] = {}  # SCAN may return a key twice
     for key in client.scan_iter(match=rediskeys.user_pattern(version), count=1000):
         found[key] = None
@@ -103,15 +103,19 @@ def check_redis(client: redis.Redis, version: str, sample: int) -> dict[int, str
     for key, body in zip(keys, client.mget(keys), strict=True):
         if body is None:
             raise VerifyError(f"{key} vanished while being verified")
-        check_list(body, key)
-        bodies[rediskeys.user_of(version, key)] = body
+        text = versions.as_text(body)
+        check_list(text, key)
+        bodies[rediskeys.user_of(version, versions.as_text(key))] = text
     return bodies
 
 
 def check_service(client: redis.Redis, url: str, version: str, bodies: dict[int, str]) -> int:
     """Each sampled user gets exactly the stored list from the service, from ``version``
     (or from the version its A/B variant is pinned to); returns the users asked."""
-    pinned = client.hgetall(rediskeys.VARIANT_VERSIONS)
+    pinned = {
+        versions.as_text(k): versions.as_text(v)
+        for k, v in client.hgetall(rediskeys.VARIANT_VERSIONS).items()
+    }
     deadline = time.monotonic() + SERVICE_CATCH_UP_SECONDS
     for user, stored in bodies.items():
         while True:

@@ -15,6 +15,7 @@ version is ``precompute.publish``.
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import redis
 
@@ -37,7 +38,8 @@ def active(client: redis.Redis) -> str | None:
 
 def published(client: redis.Redis) -> list[str]:
     """Published versions, oldest first."""
-    return [as_text(v) for v in client.zrange(rediskeys.VERSIONS, 0, -1)]
+    members = cast("list[bytes | str]", client.zrange(rediskeys.VERSIONS, 0, -1))  # no scores
+    return [as_text(v) for v in members]
 
 
 def pending(client: redis.Redis) -> list[str]:

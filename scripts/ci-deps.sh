@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the Debian packages a deploy check needs, only those missing, so a fresh CI machine
-# (Debian 12, root, no Docker daemon) can run `make image-test`, `make rules-test`, ...
+# Install the Debian packages a make target needs, only those missing, so a fresh machine
+# (Debian 12, root, no Docker daemon) can run `make image-test`, `make rules-test`, `make bench`,
+# `make observe`, `make test` (chromium, prometheus), ...
 # Usage: scripts/ci-deps.sh COMMAND=PACKAGE ...   e.g. buildah=buildah promtool=prometheus
 set -euo pipefail
 missing=()

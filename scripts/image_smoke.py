@@ -6,10 +6,11 @@ Used by ``make image-test`` (scripts/image-test.sh) after the build::
 
 Checks, each one a line of output: the image runs as a non-root user with a health check and
 the git SHA label, carries none of the pipeline's heavy packages, starts under a read-only root
-filesystem, answers ``/healthz``, ``/readyz``, ``/metrics`` and ``/recommend/<id>`` (a known
-user's stored body byte for byte, an unknown user the cold-start list) from a password-protected
-Redis, answers from the baked-in fallback list with no Redis at all, and stops cleanly on
-SIGTERM. Exits non-zero on the first failure, with the container's log.
+filesystem, answers ``/healthz``, ``/readyz``, ``/metrics``, ``/docs`` (Swagger UI, with its
+assets from the image) and ``/recommend/<id>`` (a known user's stored body byte for byte, an
+unknown user the cold-start list) from a password-protected Redis, answers from the baked-in
+fallback list with no Redis at all, and stops cleanly on SIGTERM. Exits non-zero on the first
+failure, with the container's log.
 """
 
 from __future__ import annotations
@@ -256,6 +257,12 @@ def main(image: str) -> None:  # noqa: PLR0915  (one check after another)
 
             metrics = requests.get(f"{base}/metrics", timeout=2).text
             check("recsys_service_requests_total" in metrics, "/metrics has the request counter")
+            page = requests.get(f"{base}/docs", timeout=2)
+            bundle = requests.get(f"{base}/docs/swagger-ui-bundle.js", timeout=5)
+            check(
+                page.status_code == 200 and bundle.status_code == 200 and len(bundle.content) > 1e5,
+                "/docs: Swagger UI and its assets served from the image (no CDN)",
+            )
             check(container.stop() == 0, "exit code 0 after SIGTERM")
 
             # No Redis at all: the list baked into the image answers.

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from contracts import response
-from service import api, ops, prom
+from service import api, docs, ops, prom
 from service.lookup import RecommendationStore
 from service.requestlog import RequestLog
 from service.settings import Settings
@@ -43,6 +43,7 @@ def create_app(
     app.extensions[api.REQUEST_LOG_KEY] = request_log
     app.register_blueprint(api.blueprint)
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(docs.blueprint)
     app.register_error_handler(HTTPException, _plain_http_error)
     app.before_request(_start_clock)
     app.after_request(_count)

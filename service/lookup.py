@@ -68,7 +68,7 @@ class Routing:
     """One refresh's view of Redis: who is in which variant, and what each variant reads."""
 
     active: str | None = None
-    split: ab.Split = ab.EVERYONE_IN_CONTROL
+    split: ab.TrafficSplit = ab.EVERYONE_IN_CONTROL
     variant_versions: Mapping[str, str] = field(default_factory=dict)
     published: Mapping[str, float] = field(default_factory=dict)  # version -> unix time
 

@@ -1,5 +1,6 @@
-"""The OpenAPI document served at ``/openapi.json``: the service's HTTP surface, for callers
-and for the schemathesis run in the tests, which checks the real gunicorn against it.
+"""The OpenAPI document served at ``/openapi.json``: the service's HTTP surface, for callers,
+for the Swagger UI at ``/docs`` (``service.docs``), and for the schemathesis run in the tests,
+which checks the real gunicorn against it.
 
 Written out as data rather than generated from the routes: it is the contract, so a route
 that drifts from it should fail that test, not silently change the document.
@@ -140,6 +141,22 @@ DOCUMENT: dict[str, Any] = {
                     "200": {
                         "description": "Prometheus text exposition format",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/docs": {
+            "get": {
+                "operationId": "docs",
+                "summary": "Swagger UI over this document: read the API and try it",
+                "description": (
+                    "An HTML page; its assets (/docs/swagger-ui.css, /docs/swagger-ui-bundle.js) "
+                    "are served by the service itself."
+                ),
+                "responses": {
+                    "200": {
+                        "description": "Swagger UI",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
                     }
                 },
             }

@@ -35,19 +35,11 @@ empty value counts as unset, so a manifest can blank a variable to get the defau
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from contracts import locations
-from contracts.env import (
-    SettingsError,
-    choice,
-    environment,
-    non_negative_float,
-    positive_int,
-    read_var,
-)
+from contracts.env import FromEnv, SettingsError, choice, non_negative_float, positive_int, var
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -58,60 +50,32 @@ METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client reads thi
 REQUEST_LOG_CHOICES = ("stdout", "off")
 
 
-@dataclass(frozen=True)
-class Settings:
-    redis_url: str = locations.DEFAULT_REDIS_URL
-    redis_timeout_ms: int = 50
-    version_refresh_seconds: float = 1.0
-    fallback_path: Path = SHIPPED_FALLBACK
-    bind: str = DEFAULT_BIND
-    web_concurrency: int = 2
-    gunicorn_threads: int = 4
-    redis_breaker_failures: int = 3
-    redis_breaker_seconds: float = 0.5
-    request_log: str = "stdout"
-    request_log_kafka_bootstrap: str | None = None
-    request_log_kafka_topic: str = locations.DEFAULT_REQUEST_LOG_TOPIC
-    request_log_queue_size: int = 10_000
-    metrics_dir: Path | None = None
-
-    @property
-    def redis_timeout_seconds(self) -> float:
-        return self.redis_timeout_ms / 1000
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every variable (``os.environ`` unless given); bad values raise ``SettingsError``
-        at startup rather than surfacing as odd behaviour under load."""
-        env = environment(environ)
-        d = cls()
-        return cls(
-            redis_url=locations.redis_url(env),
-            redis_timeout_ms=read_var(env, "REDIS_TIMEOUT_MS", positive_int, d.redis_timeout_ms),
-            version_refresh_seconds=read_var(
-                env, "VERSION_REFRESH_SECONDS", non_negative_float, d.version_refresh_seconds
-            ),
-            fallback_path=read_var(env, "FALLBACK_PATH", Path, d.fallback_path),
-            bind=read_var(env, "SERVICE_BIND", _bind, d.bind),
-            web_concurrency=read_var(env, "WEB_CONCURRENCY", positive_int, d.web_concurrency),
-            gunicorn_threads=read_var(env, "GUNICORN_THREADS", positive_int, d.gunicorn_threads),
-            redis_breaker_failures=read_var(
-                env, "REDIS_BREAKER_FAILURES", positive_int, d.redis_breaker_failures
-            ),
-            redis_breaker_seconds=read_var(
-                env, "REDIS_BREAKER_SECONDS", non_negative_float, d.redis_breaker_seconds
-            ),
-            request_log=read_var(env, "REQUEST_LOG", choice(*REQUEST_LOG_CHOICES), d.request_log),
-            request_log_kafka_bootstrap=locations.request_log_kafka_bootstrap(env),
-            request_log_kafka_topic=locations.request_log_kafka_topic(env),
-            request_log_queue_size=read_var(
-                env, "REQUEST_LOG_QUEUE_SIZE", positive_int, d.request_log_queue_size
-            ),
-            metrics_dir=read_var(env, METRICS_DIR_VARIABLE, Path, d.metrics_dir),
-        )
-
-
 def _bind(raw: str) -> str:
     if not raw.startswith("unix:") and ":" not in raw:
         raise ValueError("must be host:port or unix:/path")
     return raw
+
+
+@dataclass(frozen=True)
+class Settings(FromEnv):
+    """Every variable is read at start-up (``from_env``): a bad value raises ``SettingsError``
+    then, rather than surfacing as odd behaviour under load."""
+
+    redis_url: str = locations.REDIS_URL.field()
+    redis_timeout_ms: int = var("REDIS_TIMEOUT_MS", positive_int, 50)
+    version_refresh_seconds: float = var("VERSION_REFRESH_SECONDS", non_negative_float, 1.0)
+    fallback_path: Path = var("FALLBACK_PATH", Path, SHIPPED_FALLBACK)
+    bind: str = var("SERVICE_BIND", _bind, DEFAULT_BIND)
+    web_concurrency: int = var("WEB_CONCURRENCY", positive_int, 2)
+    gunicorn_threads: int = var("GUNICORN_THREADS", positive_int, 4)
+    redis_breaker_failures: int = var("REDIS_BREAKER_FAILURES", positive_int, 3)
+    redis_breaker_seconds: float = var("REDIS_BREAKER_SECONDS", non_negative_float, 0.5)
+    request_log: str = var("REQUEST_LOG", choice(*REQUEST_LOG_CHOICES), "stdout")
+    request_log_kafka_bootstrap: str | None = locations.REQUEST_LOG_KAFKA_BOOTSTRAP.field()
+    request_log_kafka_topic: str = locations.REQUEST_LOG_KAFKA_TOPIC.field()
+    request_log_queue_size: int = var("REQUEST_LOG_QUEUE_SIZE", positive_int, 10_000)
+    metrics_dir: Path | None = var(METRICS_DIR_VARIABLE, Path)
+
+    @property
+    def redis_timeout_seconds(self) -> float:
+        return self.redis_timeout_ms / 1000

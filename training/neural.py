@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
+from ingest.progress import Progress
 from training.algorithm import Algorithm
 from training.factors import FactorModel
 from training.interactions import Interactions
@@ -156,30 +157,32 @@ class MultDAE(Algorithm):
             raise ValueError(f"dropout must be in [0, 1), not {self.dropout}")
         self.epoch_seconds = []
         net.train()
-        for epoch in range(self.epochs):
-            started = time.perf_counter()
-            order = rng.permutation(learners)
-            total = 0.0
-            for lo in range(0, len(order), batch_size):
-                users = order[lo : lo + batch_size]
-                items, offsets, weights, owner = history.batch(users)
-                keep = torch.rand(len(items), generator=noise, device=device) >= self.dropout
-                logits = net(items, offsets, weights * keep / (1.0 - self.dropout))
-                log_probs = torch.log_softmax(logits, dim=1)
-                loss = -log_probs[owner, items].sum() / len(users)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += float(loss.detach()) * len(users)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            self.epoch_seconds.append(time.perf_counter() - started)
-            log.debug(
-                "multdae epoch %d: loss %.3f, %.1fs",
-                epoch + 1,
-                total / max(len(learners), 1),
-                self.epoch_seconds[-1],
-            )
+        with Progress(self.name, total=self.epochs, unit="epochs", log=log) as progress:
+            for epoch in range(self.epochs):
+                started = time.perf_counter()
+                order = rng.permutation(learners)
+                total = 0.0
+                for lo in range(0, len(order), batch_size):
+                    users = order[lo : lo + batch_size]
+                    items, offsets, weights, owner = history.batch(users)
+                    keep = torch.rand(len(items), generator=noise, device=device) >= self.dropout
+                    logits = net(items, offsets, weights * keep / (1.0 - self.dropout))
+                    log_probs = torch.log_softmax(logits, dim=1)
+                    loss = -log_probs[owner, items].sum() / len(users)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    total += float(loss.detach()) * len(users)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                self.epoch_seconds.append(time.perf_counter() - started)
+                log.debug(
+                    "multdae epoch %d: loss %.3f, %.1fs",
+                    epoch + 1,
+                    total / max(len(learners), 1),
+                    self.epoch_seconds[-1],
+                )
+                progress.advance(note=f"loss {total / max(len(learners), 1):.3f}")
 
         net.eval()
         started = time.perf_counter()

@@ -38,76 +38,44 @@ encoder embeds users it never trained on for free.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from contracts import locations
 from contracts.env import (
+    FromEnv,
     SettingsError,
-    environment,
     float_at_least,
     fraction,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
-    read_var,
     share,
+    var,
 )
 
 __all__ = ["Settings", "SettingsError"]
 
 
 @dataclass(frozen=True)
-class Settings:
-    data_dir: Path
-    svd_factors: int = 64
-    svd_epochs: int = 20
-    seed: int = 42
-    neural_hidden: int = 64
-    neural_epochs: int = 40
-    neural_batch: int = 0
-    neural_lr: float = 1e-3
-    neural_dropout: float = 0.5
-    neural_weight_decay: float = 0.0
-    neural_train_users: int = 200_000
-    neural_device: str = "auto"
-    eval_k: int = 20
-    eval_test_share: float = 0.2
-    eval_min_interactions: int = 5
-    gate_tolerance: float = 0.02
-    gate_min_lift: float = 0.10
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Every variable (``os.environ`` unless given); a bad value raises ``SettingsError``."""
-        env = environment(environ)
-        d = cls(data_dir=Path())
-        return cls(
-            data_dir=locations.data_dir(env),
-            svd_factors=read_var(env, "SVD_FACTORS", positive_int, d.svd_factors),
-            svd_epochs=read_var(env, "SVD_EPOCHS", positive_int, d.svd_epochs),
-            seed=read_var(env, "TRAINING_SEED", non_negative_int, d.seed),
-            neural_hidden=read_var(env, "NEURAL_HIDDEN", positive_int, d.neural_hidden),
-            neural_epochs=read_var(env, "NEURAL_EPOCHS", positive_int, d.neural_epochs),
-            neural_batch=read_var(env, "NEURAL_BATCH", non_negative_int, d.neural_batch),
-            neural_lr=read_var(env, "NEURAL_LR", positive_float, d.neural_lr),
-            neural_dropout=read_var(env, "NEURAL_DROPOUT", share, d.neural_dropout),
-            neural_weight_decay=read_var(
-                env, "NEURAL_WEIGHT_DECAY", non_negative_float, d.neural_weight_decay
-            ),
-            neural_train_users=read_var(
-                env, "NEURAL_TRAIN_USERS", non_negative_int, d.neural_train_users
-            ),
-            # Any name torch knows (auto, cpu, cuda, cuda:1, mps, ...): torch judges it when a
-            # model trains, so a bad one fails the neural model's training alone, not SVD's.
-            neural_device=read_var(env, "NEURAL_DEVICE", str, d.neural_device),
-            eval_k=read_var(env, "EVAL_K", positive_int, d.eval_k),
-            eval_test_share=read_var(env, "EVAL_TEST_SHARE", fraction, d.eval_test_share),
-            eval_min_interactions=read_var(
-                env, "EVAL_MIN_INTERACTIONS", positive_int, d.eval_min_interactions
-            ),
-            gate_tolerance=read_var(env, "GATE_TOLERANCE", non_negative_float, d.gate_tolerance),
-            gate_min_lift=read_var(env, "GATE_MIN_LIFT", float_at_least(-1.0), d.gate_min_lift),
-        )
+class Settings(FromEnv):
+    data_dir: Path = locations.DATA_DIR.field(required=True)
+    svd_factors: int = var("SVD_FACTORS", positive_int, 64)
+    svd_epochs: int = var("SVD_EPOCHS", positive_int, 20)
+    seed: int = var("TRAINING_SEED", non_negative_int, 42)
+    neural_hidden: int = var("NEURAL_HIDDEN", positive_int, 64)
+    neural_epochs: int = var("NEURAL_EPOCHS", positive_int, 40)
+    neural_batch: int = var("NEURAL_BATCH", non_negative_int, 0)
+    neural_lr: float = var("NEURAL_LR", positive_float, 1e-3)
+    neural_dropout: float = var("NEURAL_DROPOUT", share, 0.5)
+    neural_weight_decay: float = var("NEURAL_WEIGHT_DECAY", non_negative_float, 0.0)
+    neural_train_users: int = var("NEURAL_TRAIN_USERS", non_negative_int, 200_000)
+    # Any name torch knows (auto, cpu, cuda, cuda:1, mps, ...): torch judges it when a model
+    # trains, so a bad one fails the neural model's training alone, not SVD's.
+    neural_device: str = var("NEURAL_DEVICE", str, "auto")
+    eval_k: int = var("EVAL_K", positive_int, 20)
+    eval_test_share: float = var("EVAL_TEST_SHARE", fraction, 0.2)
+    eval_min_interactions: int = var("EVAL_MIN_INTERACTIONS", positive_int, 5)
+    gate_tolerance: float = var("GATE_TOLERANCE", non_negative_float, 0.02)
+    gate_min_lift: float = var("GATE_MIN_LIFT", float_at_least(-1.0), 0.10)

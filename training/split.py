@@ -23,7 +23,7 @@ from training.interactions import Interactions
 
 
 @dataclass(frozen=True)
-class Split:
+class TemporalSplit:
     train: Interactions  # indexed over every user and movie of the history
     test: sparse.csr_matrix  # users x items: 1 where a movie was held out for that user
     test_ratings: pd.DataFrame  # user_idx, item_idx, rating of held-out pairs that were rated
@@ -38,7 +38,7 @@ class Split:
 
 def temporal_split(
     history: History, *, test_share: float = 0.2, min_interactions: int = 5
-) -> Split:
+) -> TemporalSplit:
     """Hold out each eligible user's latest ``test_share`` of movies (see the module doc)."""
     if not 0 < test_share < 1:
         raise ValueError(f"test_share must be in (0, 1), not {test_share}")
@@ -99,4 +99,4 @@ def temporal_split(
             "rating": history.ratings["rating"].to_numpy(dtype=float)[rated_test],
         }
     )
-    return Split(train, test, test_ratings, test_share, min_interactions)
+    return TemporalSplit(train, test, test_ratings, test_share, min_interactions)

@@ -108,7 +108,7 @@ MOVIES = st.lists(st.from_regex(r"[a-z0-9+]{1,12}", fullmatch=True), min_size=1,
     labels=st.tuples(LABEL, LABEL, LABEL),
     movies=MOVIES,
 )
-def test_a_written_record_reads_back_as_written(  # noqa: PLR0917 (hypothesis passes each)
+def test_a_written_record_reads_back_as_written(
     now: float,
     user: int | None,
     status: int,

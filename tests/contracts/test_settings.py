@@ -1,7 +1,8 @@
-"""Every variable every process reads: through ``contracts.env.read_var``, documented in its
-module's docstring table and in the README, refused (not clamped) when bad or out of range;
-the shared ones (``contracts.locations``) defined there and nowhere else. Plus properties of
-the parsers in ``contracts/env.py`` for any input."""
+"""Every variable every process reads: declared as a settings field (``contracts.env.var``)
+and read through ``read_var``, documented in its module's docstring table and in the README,
+refused (not clamped) when bad or out of range; the shared ones (``contracts.locations``)
+defined there and nowhere else. Plus properties of the parsers in ``contracts/env.py`` for
+any input, and of the declarations (``FromEnv``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -71,12 +73,14 @@ DAG_DOC = DAGS / "recsys_defaults.py"
 
 
 def reads(cls: type) -> set[str]:
+    """The names ``from_env`` asks a mapping for."""
     recording = Recording()
     cls.from_env(recording)
     return recording.asked
 
 
-READS = {package: reads(cls) for package, (cls, _) in SETTINGS.items()}
+# What each settings class declares it reads (its fields' metadata).
+READS = {package: set(cls.variables()) for package, (cls, _) in SETTINGS.items()}
 _VARIABLE = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
 
 
@@ -133,14 +137,20 @@ def module_doc(path: Path) -> str:
 # --- (a) every variable read is documented, and everything documented is read --------------
 
 
-def test_the_recording_sees_every_literal_read_var() -> None:
-    """What ``from_env`` asks a mapping for includes every ``read_var(env, "NAME", ...)`` in
-    the settings module's source: the recording below misses nothing."""
+@pytest.mark.parametrize("package", sorted(SETTINGS))
+def test_from_env_reads_exactly_the_declared_variables(package: str) -> None:
+    """What ``from_env`` asks a mapping for is what its fields declare, each once; no settings
+    module reads a variable by hand (a literal ``read_var(env, "NAME", ...)``)."""
+    cls, modules = SETTINGS[package]
+    assert reads(cls) == READS[package]
+    assert len(cls.variables()) == len(READS[package]), "a variable declared twice"
+    for module in modules:
+        assert read_var_names(Path(module.__file__)) == set(), module.__name__
+
+
+def test_the_dag_files_read_their_variables_by_name() -> None:
+    """The DAG files read at parse time, by hand: the names passed to ``read_var`` there."""
     assert len(EVERY_READ) > 80
-    for package, (_, modules) in SETTINGS.items():
-        for module in modules:
-            literal = read_var_names(Path(module.__file__))
-            assert literal <= READS[package], (package, literal - READS[package])
     dag_variables = {
         "RECSYS_RETRAIN_SCHEDULE",
         "RECSYS_MAINTENANCE_SCHEDULE",
@@ -377,6 +387,45 @@ def test_ingest_reads_the_shared_locations() -> None:
     assert ingest.settings.Settings.from_env({"RECSYS_DATA_DIR": "/data"}).snapshots == Path(
         "/data"
     )
+
+
+@dataclass(frozen=True)
+class Example(envvars.FromEnv):
+    """A settings class declared like the real ones: a required field, an own variable, one
+    whose default in code differs, a shared one, and nested settings."""
+
+    root: Path = locations.data_dir_var("example").field(required=True)  # noqa: RUF009
+    count: int = envvars.var("EXAMPLE_COUNT", envvars.positive_int, 3)
+    port: int = envvars.var("EXAMPLE_PORT", envvars.port, 9000, in_code=0)
+    topic: str = locations.KAFKA_TOPIC.field()
+    note: str = "not a variable"
+    drift: ingest.drift.DriftBounds = envvars.nested(ingest.drift.DriftBounds)  # noqa: RUF009
+
+
+def test_declared_fields_give_from_env_its_variables_and_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    variables = Example.variables()
+    assert variables[:4] == ("RECSYS_DATA_DIR", "EXAMPLE_COUNT", "EXAMPLE_PORT", "KAFKA_TOPIC")
+    assert set(variables[4:]) == set(ingest.drift.DriftBounds.variables())
+    assert reads(Example) == set(variables)
+    with pytest.raises(TypeError):
+        Example()  # a required field has no default in code
+    in_code = Example(root=tmp_path)
+    assert (in_code.count, in_code.port, in_code.topic) == (3, 0, locations.DEFAULT_TOPIC)
+    monkeypatch.chdir(tmp_path)  # the data directory's default resolves when read
+    assert Example.from_env({}) == Example(root=tmp_path / "var" / "example", port=9000)
+    env = {"RECSYS_DATA_DIR": "/d", "EXAMPLE_COUNT": " 5 ", "DRIFT_MIN_HOURS": "1"}
+    read = Example.from_env(env)
+    assert (read.root, read.count, read.drift.min_hours) == (Path("/d/example"), 5, 1.0)
+    assert read.note == "not a variable"
+    for name, value in [("EXAMPLE_COUNT", "0"), ("DRIFT_WATCH_FACTOR", "0.5")]:
+        with pytest.raises(SettingsError, match=name):
+            Example.from_env({name: value})
+    # The real ones: defaults in code that differ from the variable's default.
+    assert ingest.settings.Settings(data_dir=tmp_path).metrics_port == 0
+    assert ingest.settings.Settings.from_env({}).metrics_port == 9108
+    assert precompute.settings.Settings(data_dir=tmp_path).threads == 1
 
 
 def load_dag_defaults(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> ModuleType:

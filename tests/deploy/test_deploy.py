@@ -5,6 +5,7 @@ for. Pure Python (no promtool, kubectl or buildah): those run in `make rules-tes
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -188,3 +189,31 @@ def test_dockerfile_stages() -> None:
     requirements = (ROOT / "requirements.txt").read_text().lower()
     for heavy in ("apache-airflow", "torch", "pandas", "numpy"):
         assert not re.search(rf"^{heavy}\b", requirements, re.M), f"{heavy} in the service set"
+
+
+def _copied(stage: str) -> set[str]:
+    return set(re.findall(r"^COPY (\w+)/ \1/$", stage, re.M))
+
+
+def test_images_copy_exactly_the_packages_their_processes_import() -> None:
+    """The service image: the service and contracts; the pipeline image: every package a DAG
+    task imports (and what those import), nothing else of ours."""
+    text = (ROOT / "Dockerfile").read_text()
+    stages = dict(re.findall(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", text, re.M | re.S))
+    assert _copied(stages["service"]) == {"contracts", "service"}
+    ours = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    needed, todo = {"dags"}, [ROOT / "dags"]
+    while todo:
+        for path in todo.pop().rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                for top in {n.split(".")[0] for n in names} & ours - needed:
+                    needed.add(top)
+                    todo.append(ROOT / top)
+    assert _copied(stages["pipeline"]) == needed
+    ignored = (ROOT / ".dockerignore").read_text()
+    assert all(f"!{package}/" in ignored for package in needed | {"service"})

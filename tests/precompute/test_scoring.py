@@ -1,13 +1,12 @@
-"""Selection, scoring, rules and sharding against naive per-user references (no Redis here;
-publishing is in test_precompute_publish.py)."""
+"""Scoring, rules and sharding against naive per-user references (no Redis here; publishing
+is in test_publish.py, top-k selection in tests/training/test_topn.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 from scipy import sparse
 
 from contracts.response import parse_body
@@ -16,57 +15,8 @@ from precompute.rules import LabelCap, apply_rules, prefix_labels, year_labels
 from precompute.shard import Shard, rows_of, shard_of
 from training.factors import FactorModel
 from training.interactions import Interactions
-from training.topn import exclude_seen, top_k
 
 K = 20
-
-
-def naive_top_k(row: np.ndarray, seen: set[int], k: int) -> list[int]:
-    """The obvious reference: sort every unseen item by (-score, index)."""
-    candidates = [(-float(s), i) for i, s in enumerate(row) if i not in seen and s != -np.inf]
-    return [i for _, i in sorted(candidates)[:k]]
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    hnp.arrays(
-        st.sampled_from([np.float32, np.float64]),
-        st.tuples(st.integers(1, 6), st.integers(1, 200)),
-        # Few distinct values: ties are the hard case; -0.0 ties with 0.0, -inf is excluded.
-        elements=st.sampled_from([0.0, -0.0, 0.5, 1.0, 2.0, -3.0, np.inf, -np.inf]),
-    ),
-    st.integers(1, 25),
-    st.integers(1, 8),
-    st.randoms(use_true_random=False),
-)
-def test_top_k_matches_naive_reference(scores: np.ndarray, k: int, group: int, rnd) -> None:
-    n_rows, n_items = scores.shape
-    seen_sets = [{i for i in range(n_items) if rnd.random() < 0.3} for _ in range(n_rows)]
-    seen = sparse.csr_matrix(
-        [[1 if i in s else 0 for i in range(n_items)] for s in seen_sets], dtype=np.int8
-    )
-    work = scores.copy()
-    exclude_seen(work, seen)
-    got = top_k(work, k, group=group)
-    for r in range(n_rows):
-        expected = naive_top_k(scores[r], seen_sets[r], k)
-        assert got[r].tolist() == expected + [-1] * (k - len(expected))
-
-
-def test_top_k_fast_path_on_distinct_scores_matches_sorting() -> None:
-    """Real-valued scores, the shape precompute sees: every row takes the grouped path."""
-    rng = np.random.default_rng(3)
-    scores = rng.normal(size=(300, 2711)).astype(np.float32)
-    scores[rng.random(scores.shape) < 0.05] = -np.inf
-    expected = np.lexsort((np.broadcast_to(np.arange(2711), scores.shape), -scores), axis=1)
-    assert (top_k(scores, K) == expected[:, :K]).all()
-
-
-def test_top_k_refuses_nan() -> None:
-    scores = np.zeros((3, 500), dtype=np.float32)
-    scores[1, 77] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        top_k(scores, K)
 
 
 # --- scoring: whole bodies against a per-user reference ------------------------------------
@@ -101,35 +51,45 @@ def small_case(kind: str, n_users: int = 150, n_items: int = 1500, seed: int = 0
     return model, data
 
 
-def reference_lists(model: FactorModel, data: Interactions, rules=(), pool: int = 60):
-    """Per user, in float64: unseen movies by (-score, index); unknown users by popularity;
+@pytest.fixture(scope="session")
+def reference_lists(
+    naive_top_k: Callable[[np.ndarray, set[int], int], list[int]],
+) -> Callable[..., dict]:
+    """``reference_lists(model, data, rules=(), pool=60)``: the lists by user ID, per user in
+    float64: unseen movies by (-score, index) (``naive_top_k``); unknown users by popularity;
     the rules applied greedily to the first ``pool``; short lists topped up by popularity."""
-    popularity = data.popularity().astype(np.float64)
-    by_popularity = sorted(range(data.n_items), key=lambda i: (-popularity[i], i))
-    lists = {}
-    for u, user_id in enumerate(data.user_ids.tolist()):
-        row = model.user_rows(np.array([user_id]))[0]
-        if row >= 0:
-            p = model.user_factors[row].astype(np.float64)
-            scores = model.item_factors.astype(np.float64) @ p + model.item_bias
-        else:
-            scores = popularity
-        ranked = naive_top_k(scores, set(data.seen[u].indices.tolist()), pool if rules else K)
-        chosen: list[int] = []
-        for item in ranked:
-            if len(chosen) < K and all(
-                sum(r.labels[c] == r.labels[item] for c in chosen) < r.limit for r in rules
-            ):
-                chosen.append(item)
-        chosen += [i for i in by_popularity if i not in chosen][: K - len(chosen)]
-        lists[user_id] = [data.item_ids[i] for i in chosen]
-    return lists
+
+    def reference_lists(model: FactorModel, data: Interactions, rules=(), pool: int = 60):
+        popularity = data.popularity().astype(np.float64)
+        by_popularity = sorted(range(data.n_items), key=lambda i: (-popularity[i], i))
+        lists = {}
+        for u, user_id in enumerate(data.user_ids.tolist()):
+            row = model.user_rows(np.array([user_id]))[0]
+            if row >= 0:
+                p = model.user_factors[row].astype(np.float64)
+                scores = model.item_factors.astype(np.float64) @ p + model.item_bias
+            else:
+                scores = popularity
+            ranked = naive_top_k(scores, set(data.seen[u].indices.tolist()), pool if rules else K)
+            chosen: list[int] = []
+            for item in ranked:
+                if len(chosen) < K and all(
+                    sum(r.labels[c] == r.labels[item] for c in chosen) < r.limit for r in rules
+                ):
+                    chosen.append(item)
+            chosen += [i for i in by_popularity if i not in chosen][: K - len(chosen)]
+            lists[user_id] = [data.item_ids[i] for i in chosen]
+        return lists
+
+    return reference_lists
 
 
 @pytest.mark.parametrize(
     ("kind", "block_size", "threads"), [("dyadic", 1000, 1), ("dyadic", 7, 2), ("ints", 16, 2)]
 )
-def test_user_bodies_match_per_user_reference(kind: str, block_size: int, threads: int) -> None:
+def test_user_bodies_match_per_user_reference(
+    kind: str, block_size: int, threads: int, reference_lists: Callable[..., dict]
+) -> None:
     model, data = small_case(kind)
     bodies = dict(user_bodies(model, data, block_size=block_size, threads=threads))
     assert sorted(bodies) == data.user_ids.tolist()
@@ -161,7 +121,7 @@ def test_shards_partition_the_users_and_give_the_same_bodies() -> None:
     assert parts == whole
 
 
-def test_rules_cap_labels_greedily_like_the_reference() -> None:
+def test_rules_cap_labels_greedily_like_the_reference(reference_lists: Callable[..., dict]) -> None:
     model, data = small_case("dyadic", n_items=600)
     rules = [
         LabelCap("year", year_labels(data.item_ids), 2),

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -18,19 +19,10 @@ import requests
 from flask.testing import FlaskClient
 
 from contracts import ab, rediskeys, response
-from tests import test_service
-from tests.test_service import (
-    ROOT,
-    Gunicorn,
-    assert_contract_body,
-    movies,
-    publish,
-    sample,
-    scrape,
-)
 
-make_client = test_service.make_client  # the shared fixture
+ROOT = Path(__file__).resolve().parents[2]
 USERS = range(1, 201)
+PublishExperiment = Callable[[redis.Redis], tuple[dict[int, str], dict[int, str]]]
 
 
 # --- the assignment -----------------------------------------------------------------------
@@ -116,19 +108,31 @@ def test_the_rediskeys_for_ab_are_single_colon_so_no_version_cleanup_matches_the
 # --- through the store, real Redis ----------------------------------------------------------
 
 
-def publish_experiment(client: redis.Redis) -> tuple[dict[int, str], dict[int, str]]:
-    """v1 is active (control reads it), v2 is published for the treatment only."""
-    control = publish(client, "v1", {u: movies(f"one{u}") for u in USERS}, movies("pop1"))
-    treatment = publish(
-        client, "v2", {u: movies(f"two{u}") for u in USERS}, movies("pop2"), activate=False
-    )
-    client.hset(rediskeys.VARIANT_VERSIONS, "treatment", "v2")
-    client.hset(rediskeys.SPLIT, mapping={"control": 50, "treatment": 50})
-    return control, treatment
+@pytest.fixture
+def publish_experiment(
+    publish_lists: Callable[..., dict[int, str]], movies: Callable[..., list[str]]
+) -> PublishExperiment:
+    """``publish_experiment(client)``: v1 is active (control reads it), v2 is published for
+    the treatment only; returns both versions' bodies by user."""
+
+    def publish_experiment(client: redis.Redis) -> tuple[dict[int, str], dict[int, str]]:
+        control = publish_lists(client, "v1", {u: movies(f"one{u}") for u in USERS}, movies("pop1"))
+        treatment = publish_lists(
+            client, "v2", {u: movies(f"two{u}") for u in USERS}, movies("pop2"), activate=False
+        )
+        client.hset(rediskeys.VARIANT_VERSIONS, "treatment", "v2")
+        client.hset(rediskeys.SPLIT, mapping={"control": 50, "treatment": 50})
+        return control, treatment
+
+    return publish_experiment
 
 
 def test_each_variant_reads_its_own_version_and_the_split_changes_without_redeploy(
-    redis_client: redis.Redis, redis_url: str, make_client: Callable[..., FlaskClient]
+    redis_client: redis.Redis,
+    redis_url: str,
+    make_client: Callable[..., FlaskClient],
+    movies: Callable[..., list[str]],
+    publish_experiment: PublishExperiment,
 ) -> None:
     control, treatment = publish_experiment(redis_client)
     refresh = 0.3
@@ -165,7 +169,10 @@ def test_each_variant_reads_its_own_version_and_the_split_changes_without_redepl
 
 
 def test_a_malformed_split_puts_everyone_in_control(
-    redis_client: redis.Redis, redis_url: str, make_client: Callable[..., FlaskClient]
+    redis_client: redis.Redis,
+    redis_url: str,
+    make_client: Callable[..., FlaskClient],
+    publish_experiment: PublishExperiment,
 ) -> None:
     control, _ = publish_experiment(redis_client)
     redis_client.hset(rediskeys.SPLIT, "treatment", "lots")
@@ -177,7 +184,11 @@ def test_a_malformed_split_puts_everyone_in_control(
 
 
 def test_a_variant_whose_version_is_gone_still_gets_a_list(
-    redis_client: redis.Redis, redis_url: str, make_client: Callable[..., FlaskClient]
+    redis_client: redis.Redis,
+    redis_url: str,
+    make_client: Callable[..., FlaskClient],
+    assert_contract_body: Callable[[bytes], list[str]],
+    publish_experiment: PublishExperiment,
 ) -> None:
     publish_experiment(redis_client)
     redis_client.hset(rediskeys.VARIANT_VERSIONS, "treatment", "pruned")
@@ -202,11 +213,17 @@ def test_a_variant_whose_version_is_gone_still_gets_a_list(
 
 
 def test_workers_agree_on_variants_and_export_each_variants_version(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+    redis_client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    scrape: Callable[[str], dict],
+    sample: Callable[..., float],
+    gunicorn: Callable[..., Any],
+    publish_experiment: PublishExperiment,
 ) -> None:
     control, treatment = publish_experiment(redis_client)
     split = ab.parse_split({"control": "50", "treatment": "50"})
-    service = Gunicorn(
+    service = gunicorn(
         {"REDIS_URL": redis_url, "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"}, tmp_path
     ).start()
     try:

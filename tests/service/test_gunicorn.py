@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -32,18 +33,9 @@ from service.app import create_app
 from service.kafkasink import KafkaSink
 from service.requestlog import RequestLog
 from service.settings import Settings
-from tests.test_service import (
-    KNOWN_USER,
-    UNKNOWN_USER,
-    Gunicorn,
-    assert_contract_body,
-    counter,
-    movies,
-    publish,
-    sample,
-    scrape,
-)
 
+KNOWN_USER = 220358
+UNKNOWN_USER = 999_999
 RECOMMEND_ROUTE = "/recommend/<userid>"
 
 
@@ -59,12 +51,19 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 
 def test_metrics_add_up_over_every_worker_dead_or_alive(
-    redis_client: redis.Redis, redis_url: str, tmp_path: Path
+    redis_client: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    publish_lists: Callable[..., dict[int, str]],
+    movies: Callable[..., list[str]],
+    scrape: Callable[[str], dict],
+    sample: Callable[..., float],
+    gunicorn: Callable[..., Any],
 ) -> None:
     """Requests go to three workers; then every one of them is replaced (SIGTERM), and more
     requests go to the new ones. /metrics, from whichever worker answers, counts them all."""
-    publish(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-    service = Gunicorn(
+    publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+    service = gunicorn(
         {"REDIS_URL": redis_url, "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "2"}, tmp_path
     ).start()
     sent: Counter = Counter()
@@ -160,14 +159,21 @@ def hammer(base: str, users: list[int], stop: threading.Event, out: list[Reply])
 
 
 def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(
-    tmp_path: Path, private_redis: Server
+    tmp_path: Path,
+    private_redis: Server,
+    publish_lists: Callable[..., dict[int, str]],
+    movies: Callable[..., list[str]],
+    assert_contract_body: Callable[[bytes], list[str]],
+    scrape: Callable[[str], dict],
+    sample: Callable[..., float],
+    gunicorn: Callable[..., Any],
 ) -> None:
     server = private_redis
     url = f"redis://{LOOPBACK}:{server.port}/0"
     users = list(range(1, 51))
     own = redis.Redis.from_url(url)
-    publish(own, "v1", {u: movies(f"one{u}") for u in users}, movies("pop1"))
-    service = Gunicorn(
+    publish_lists(own, "v1", {u: movies(f"one{u}") for u in users}, movies("pop1"))
+    service = gunicorn(
         {
             "REDIS_URL": url,
             "WEB_CONCURRENCY": "2",
@@ -191,7 +197,7 @@ def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(
         server.stop()  # SIGTERM: Redis closes every connection
         time.sleep(1.5)
         server.start()  # back, and empty (no persistence): precompute publishes again
-        publish(own, "v2", {u: movies(f"two{u}") for u in users}, movies("pop2"))
+        publish_lists(own, "v2", {u: movies(f"two{u}") for u in users}, movies("pop2"))
         restarted_at = time.monotonic()
         time.sleep(2.0)
         stop.set()
@@ -252,10 +258,19 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30) -> l
 
 
 def test_request_log_lines_reach_the_kafka_topic(
-    redis_client: redis.Redis, redis_url: str, bootstrap: str, topic: str, tmp_path: Path
+    redis_client: redis.Redis,
+    redis_url: str,
+    bootstrap: str,
+    topic: str,
+    tmp_path: Path,
+    publish_lists: Callable[..., dict[int, str]],
+    movies: Callable[..., list[str]],
+    scrape: Callable[[str], dict],
+    sample: Callable[..., float],
+    gunicorn: Callable[..., Any],
 ) -> None:
-    bodies = publish(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-    service = Gunicorn(
+    bodies = publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+    service = gunicorn(
         {
             "REDIS_URL": redis_url,
             "REQUEST_LOG_KAFKA_BOOTSTRAP": bootstrap,
@@ -288,9 +303,13 @@ def test_request_log_lines_reach_the_kafka_topic(
 
 
 def test_unreachable_kafka_never_slows_or_fails_a_request(
-    redis_client: redis.Redis, redis_url: str
+    redis_client: redis.Redis,
+    redis_url: str,
+    publish_lists: Callable[..., dict[int, str]],
+    movies: Callable[..., list[str]],
+    counter: Callable[..., float],
 ) -> None:
-    publish(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+    publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
     sink = KafkaSink(f"{LOOPBACK}:{free_port()}", "nowhere", queue_size=5)
     app = create_app(Settings(redis_url=redis_url), request_log=RequestLog(None, sink))
     client = app.test_client()

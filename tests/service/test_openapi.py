@@ -8,8 +8,9 @@ One gunicorn serves the whole module, on the session's Redis with one published 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -19,17 +20,24 @@ from hypothesis import HealthCheck, settings
 
 from devstack.servers import LOOPBACK, Server
 from service.openapi import DOCUMENT
-from tests.test_service import KNOWN_USER, Gunicorn, movies, publish
+
+KNOWN_USER = 220358
 
 
 @pytest.fixture(scope="module")
-def service(redis_proc: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
+def service(
+    redis_proc: Server,
+    tmp_path_factory: pytest.TempPathFactory,
+    publish_lists: Callable[..., dict[int, str]],
+    movies: Callable[..., list[str]],
+    gunicorn: Callable[..., Any],
+) -> Iterator[Any]:
     url = f"redis://{LOOPBACK}:{redis_proc.port}/0"
     client = redis.Redis.from_url(url)
     client.flushall()
-    publish(client, "v1", {u: movies(f"u{u}") for u in (1, 2, 3, KNOWN_USER)}, movies("pop"))
+    publish_lists(client, "v1", {u: movies(f"u{u}") for u in (1, 2, 3, KNOWN_USER)}, movies("pop"))
     client.close()
-    service = Gunicorn(
+    service = gunicorn(
         {"REDIS_URL": url, "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "4", "REQUEST_LOG": "off"},
         tmp_path_factory.mktemp("openapi"),
     ).start()
@@ -51,12 +59,12 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_the_service_conforms_to_its_openapi_document(
-    case: schemathesis.Case, service: Gunicorn
+    case: schemathesis.Case, service: Any
 ) -> None:
     case.call_and_validate(base_url=service.base)
 
 
-def test_the_document_covers_every_route(service: Gunicorn) -> None:
+def test_the_document_covers_every_route(service: Any) -> None:
     served = requests.get(f"{service.base}/openapi.json", timeout=5).json()
     assert served == DOCUMENT
     assert set(served["paths"]) == {
@@ -65,6 +73,7 @@ def test_the_document_covers_every_route(service: Gunicorn) -> None:
         "/readyz",
         "/metrics",
         "/openapi.json",
+        "/docs",
     }
     responses = served["paths"]["/recommend/{userid}"]["get"]["responses"]
     assert set(responses) == {"200", "400", "404"}
