@@ -72,6 +72,14 @@ docs-screenshot: venv  ## regenerate docs/api-docs.png: the service's /docs page
 leaderboard-ml100k: venv  ## the leaderboard on MovieLens-100K (fetched hash-checked from PyPI): JSON + report in var/ml100k
 	$(PY) -m training.evaluate --ratings $$($(PY) -m devstack.ml100k) --svd-cv --report var/ml100k/report
 
+.PHONY: tune
+tune: venv  ## choose hyper-parameters on a validation split of MovieLens-100K's training part: var/ml100k/tuned.json
+	$(PY) -m training.tune --ratings $$($(PY) -m devstack.ml100k) --out var/ml100k/tuned.json
+
+.PHONY: eval-served
+eval-served: venv  ## quality through the live service on MovieLens-100K (replay, consume, DAG, gunicorn) vs the leaderboard, same global split: one JSON line
+	$(PY) -m devstack.eval_served
+
 bench: bench-ingest bench-train bench-precompute bench-service  ## every benchmark; figures go to docs/BENCHMARKS.md
 
 bench-ingest: venv  ## 1M lines through the real broker: consume->validate->write vs a bare consume loop

@@ -11,8 +11,8 @@ What is measured, per scale, for the neural model (Mult-DAE, the production defa
 
 - ``epoch_s``: one pass over the training users (median of the epochs run). A fit runs
   NEURAL_EPOCHS (40) of them; the bench runs ``--epochs`` (1) and projects the full fit as
-  ``setup_s + 40 * epoch_s + embed_s``: epochs are identical work, so cost is linear in
-  their number.
+  ``setup_s + NEURAL_EPOCHS * epoch_s + embed_s``: epochs are identical work, so cost is
+  linear in their number.
 - ``embed_s``: the encoder pass that gives every user (not only the trained ones) factors.
 - ``bare_gemm_s`` (the baseline, same process, same threads): the epoch's decoder matrix
   product alone, ``[batch x hidden] @ [hidden x movies]`` for every batch, in torch. It is
@@ -111,7 +111,12 @@ def load_interactions(path: Path, with_ratings: bool, seed: int):
         )
     item_ids = np.array([f"movie+{i}+2000" for i in range(movies)], dtype=object)
     item_ids.sort()
-    return Interactions(np.arange(users, dtype=np.int64), item_ids, ratings, seen)
+    # Contact times (what the history weighting ranks by): seeded, over 30 days.
+    times = np.random.default_rng(seed + 1).integers(0, 30 * 86_400, len(indices))
+    last_contact = sparse.csr_matrix(
+        ((1_735_689_600 + times).astype(np.uint32), seen.indices, seen.indptr), shape=seen.shape
+    )
+    return Interactions(np.arange(users, dtype=np.int64), item_ids, ratings, seen, last_contact)
 
 
 # --- one fit, in its own process --------------------------------------------------------

@@ -1,13 +1,14 @@
 """Retrain and republish, daily (RECSYS_RETRAIN_SCHEDULE) or by hand with params.
 
 pick_snapshot (the one named, else a fresh cut of the journal) -> validate_snapshot (refuse a
-suspect or thin one) -> train, one mapped task per model in ``models`` (SVD and the neural
-model by default, side by side) -> evaluate, mapped likewise, each against popularity and the
-production model on the same split -> gate: the best candidate that passes is promoted, or
-none -> begin_publish -> precompute_shard, one mapped task per user shard
-(PRECOMPUTE_SHARDS) -> finalize_publish (verify every shard, atomic switch) -> verify
-(sampled lookups through Redis and, with SERVICE_URL, through the service; a failure rolls
-back) -> report (``$RECSYS_DATA_DIR/reports/<run_id>.md``/``.json``, also in its task log).
+suspect or thin one) -> train, one mapped task per model in ``models`` (by default the three
+that lead the leaderboard, side by side: the neural model, the top-N SVD and EASE) ->
+evaluate, mapped likewise, each against popularity and the production model on the same
+split -> gate: the best candidate that passes is promoted, or none -> begin_publish ->
+precompute_shard, one mapped task per user shard (PRECOMPUTE_SHARDS) -> finalize_publish
+(verify every shard, atomic switch) -> verify (sampled lookups through Redis and, with
+SERVICE_URL, through the service; a failure rolls back) -> report
+(``$RECSYS_DATA_DIR/reports/<run_id>.md``/``.json``, also in its task log).
 
 A failure anywhere leaves the previously published version serving: nothing is switched
 before finalize_publish has verified the whole new version, and verify rolls a bad one back.
@@ -32,8 +33,9 @@ from recsys_defaults import DAG_ARGS, RETRAIN_SCHEDULE
 
 # training.train.ALGORITHMS' keys (a test keeps them in step; importing it here would make
 # parsing the DAG import pandas and scipy).
-ALGORITHM_CHOICES = ["multdae", "svd", "popularity", "random"]
-DEFAULT_MODELS = ["multdae", "svd"]
+ALGORITHM_CHOICES = ["multdae", "ease", "puresvd", "ials", "svd", "popularity", "random"]
+# The served-quality candidates (docs/MODELS.md): the gate promotes the best that passes.
+DEFAULT_MODELS = ["multdae", "puresvd", "ease"]
 
 
 @dag(

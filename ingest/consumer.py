@@ -195,7 +195,10 @@ class Consumer:
                 prom.LAG.labels(str(tp.partition)).set(max(0, end - durable))
                 total, journaled = total + end, journaled + min(durable, end)
         if self._progress is not None and total:
-            self._progress.update(journaled, total)
+            if self._progress.total is None:  # the first look: what was journaled before
+                self._progress.rebase(journaled, total)
+            else:
+                self._progress.update(journaled, total)
 
     # -- batches -------------------------------------------------------------------------
 

@@ -4,9 +4,10 @@ Precomputing a million users, training for dozens of epochs and consuming a larg
 take minutes; run by hand they should say how far they are. Where stderr is a terminal, a
 ``rich`` progress bar on stderr does (count, share, rate, time left). Anywhere else (an
 Airflow task log, a pipe, a file) the bar would be noise, so a plain log line says the same
-every ``LOG_EVERY_SECONDS``, and a last one when the work ends, if it ran that long at
-all: short work stays as quiet as before. stdout is never touched (the commands print their
-JSON results there), and rich is told not to redirect it.
+every ``LOG_EVERY_SECONDS`` while it advances, and a last one when the work ends, if it ran
+that long at all: short work, and a consumer with nothing to consume, stay as quiet as
+before. stdout is never touched (the commands print their JSON results there), and rich is
+told not to redirect it.
 
 It lives in ``ingest``, the lowest package of the pipeline, so that training and precompute
 use the same one.
@@ -51,8 +52,9 @@ class Progress:
         self.what, self.total, self.unit, self.log, self.every = what, total, unit, log, every
         self.done = 0
         self.note = ""
-        self._first: int | None = None  # ``done`` at the first update: rates count from it
-        self._started = self._logged = time.monotonic()
+        self._started = time.monotonic()
+        self._base = 0  # done before this work began (``rebase``): rates count from it
+        self._mark = (self._started, 0)  # (when, done) of the last log line
         self._logged_any = False
         stream = sys.stderr if stream is None else stream
         self._bar: Any = None
@@ -66,12 +68,19 @@ class Progress:
         """Whether a bar is shown (else log lines are written)."""
         return self._bar is not None
 
+    def rebase(self, done: int, total: int | None = None) -> None:
+        """Where the work starts, when some was done before (a consumer resuming where its
+        journal ends): shown as done, not counted in the rate."""
+        self.done = self._base = done
+        self.total = total if total is not None else self.total
+        self._mark = (time.monotonic(), done)
+        if self._bar is not None:
+            self._bar.reset(self._task, completed=done, total=self.total)
+
     def advance(self, n: int = 1, note: str = "") -> None:
         self.update(self.done + n, note=note)
 
     def update(self, done: int, total: int | None = None, note: str = "") -> None:
-        if self._first is None:
-            self._first = self.done
         self.done = done
         self.note = note or self.note
         if total is not None:
@@ -79,9 +88,12 @@ class Progress:
         if self._bar is not None:
             description = f"{self.what} ({self.note})" if self.note else self.what
             self._bar.update(self._task, completed=done, total=self.total, description=description)
-        elif time.monotonic() - self._logged >= self.every:
-            self.log.info("%s", self.line())
-            self._logged = time.monotonic()
+            return
+        now = time.monotonic()
+        since, then = self._mark
+        if now - since >= self.every and done != then:  # nothing new: nothing to say
+            self.log.info("%s", self.line((done - then) / (now - since)))
+            self._mark = (now, done)
             self._logged_any = True
 
     def track(self, items: Iterable[T], size: Callable[[T], int] = lambda _: 1) -> Iterator[T]:
@@ -91,10 +103,9 @@ class Progress:
             yield item
             self.advance(size(item))
 
-    def line(self, final: bool = False) -> str:
-        """``what: 250,000 of 1,000,000 users (25%), 41,000 users/s, about 18 s left``."""
-        elapsed = time.monotonic() - self._started
-        rate = (self.done - (self._first or 0)) / elapsed if elapsed > 0 else 0.0
+    def line(self, rate: float, final: bool = False) -> str:
+        """``what: 250,000 of 1,000,000 users (25%), 41,000 users/s, about 18 s left``: the rate
+        over the last interval, or with ``final`` over the whole work."""
         unit = f" {self.unit}" if self.unit else ""
         if self.total:
             head = f"{self.done:,} of {self.total:,}{unit} ({self.done / self.total:.0%})"
@@ -103,9 +114,9 @@ class Progress:
         parts = [f"{self.what}: {head}"]
         if self.note:
             parts.append(self.note)
-        parts.append(f"{rate:,.0f}{unit}/s")
+        parts.append(f"{rate:,.1f}{unit}/s" if rate < 10 else f"{rate:,.0f}{unit}/s")
         if final:
-            parts.append(f"done in {elapsed:,.1f} s")
+            parts.append(f"done in {time.monotonic() - self._started:,.1f} s")
         elif self.total and rate > 0 and self.done < self.total:
             parts.append(f"about {(self.total - self.done) / rate:,.0f} s left")
         return ", ".join(parts)
@@ -114,8 +125,11 @@ class Progress:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
-        elif self._logged_any or time.monotonic() - self._started >= self.every:
-            self.log.info("%s", self.line(final=True))
+            return
+        elapsed = time.monotonic() - self._started
+        if self._logged_any or elapsed >= self.every:
+            rate = (self.done - self._base) / elapsed if elapsed > 0 else 0.0
+            self.log.info("%s", self.line(rate, final=True))
             self._logged_any = False
 
     def __enter__(self) -> Progress:

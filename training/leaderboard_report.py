@@ -35,6 +35,14 @@ def markdown(board: dict) -> str:
         f"Leaderboard on {board.get('source', 'data')}: {board['users']} users with held-out "
         f"movies, k={k}.",
         "",
+    ]
+    if "served" in board:
+        lines += [
+            f"Served (what the gate would promote: the best NDCG@{k} at least "
+            f"{board['gate']['min_lift']:+.0%} over popularity): {board['served'] or 'none'}.",
+            "",
+        ]
+    lines += [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
     ]

@@ -2,8 +2,10 @@
 
 A version appears through an atomic rename of a finished directory, so a reader never sees a
 half-written model. The metadata says what produced it: algorithm, parameters, training
-snapshot, code version, fit time, and, once the gate's evaluation has run, its offline
-metrics and those of the yardsticks it was judged against.
+snapshot, code version, fit time, the tuning its parameters came from (``training.tune``: the
+file, the chosen values and their validation scores; empty when they came from the settings)
+and, once the gate's evaluation has run, its offline metrics and those of the yardsticks it
+was judged against.
 
 Beside the versions: ``production.json`` names the model production serves (moved only by
 ``training.gate``, by an atomic replace), and ``decisions.jsonl`` logs every gate decision
@@ -40,6 +42,7 @@ class ModelMeta:
     items: int
     metrics: dict = field(default_factory=dict)  # the protocol's figures on its snapshot
     evaluation: dict = field(default_factory=dict)  # protocol, yardsticks' figures, split
+    tuning: dict = field(default_factory=dict)  # training.tune's choice: params, validation
 
 
 def code_version() -> str:
@@ -65,7 +68,13 @@ class ModelRegistry:
         self.dir = root / "models"
 
     def save(
-        self, model: FactorModel, *, params: dict, snapshot_id: str, fit_seconds: float
+        self,
+        model: FactorModel,
+        *,
+        params: dict,
+        snapshot_id: str,
+        fit_seconds: float,
+        tuning: dict | None = None,
     ) -> ModelMeta:
         now = datetime.now(UTC)
         version = f"{model.algorithm}-{now:%Y%m%dT%H%M%S%f}"
@@ -79,6 +88,7 @@ class ModelRegistry:
             fit_seconds=round(fit_seconds, 3),
             users=len(model.user_ids),
             items=len(model.item_ids),
+            tuning=tuning or {},
         )
         tmp = self.dir / f".tmp-{version}"
         tmp.mkdir(parents=True)

@@ -18,6 +18,34 @@
 | NEURAL_TRAIN_USERS     | 200000  | users the weights learn from, at most (seeded sample); the   |
 |                        |         | encoder then embeds every user. 0: no cap                    |
 | NEURAL_DEVICE          | auto    | auto (a GPU when torch sees one), cpu, cuda, cuda:1, ...     |
+| NEURAL_VALUE           | binary  | the history the encoder embeds users from (the weights learn |
+| NEURAL_RECENCY         | relrank | from the plain one): value binary or rating, recency         |
+| NEURAL_RECENCY_TAU     | 0.2     | none, rank, relrank or time, tau (> 0: movies, share of the  |
+| NEURAL_RECENCY_FLOOR   | 0.0     | history, or days) and floor (0 <= x < 1): training.weighting |
+| EASE_LAMBDA            | 841     | EASE's L2 penalty on the item-item weights (> 0)             |
+| EASE_POP_EXPONENT      | 0.241   | scores divided by popularity^x (any number; 0: none)         |
+| EASE_RANK              | 128     | width of EASE's factors (>= 1); the catalogue's size or more |
+|                        |         | keeps the exact item-item matrix                             |
+| EASE_VALUE             | rating  | the history EASE scores (it learns from the plain one):      |
+| EASE_RECENCY           | rank    | as NEURAL_VALUE, NEURAL_RECENCY, ...                         |
+| EASE_RECENCY_TAU       | 8.1     |                                                              |
+| EASE_RECENCY_FLOOR     | 0.0207  |                                                              |
+| PURESVD_FACTORS        | 33      | rank of the top-N SVD (>= 1)                                 |
+| PURESVD_POP_NORM       | 0.127   | columns scaled by popularity^-x before the SVD (any number)  |
+| PURESVD_VALUE          | rating  | the history folded in (the SVD is of the plain one):         |
+| PURESVD_RECENCY        | relrank | as NEURAL_VALUE, NEURAL_RECENCY, ...                         |
+| PURESVD_RECENCY_TAU    | 0.169   |                                                              |
+| PURESVD_RECENCY_FLOOR  | 0.0068  |                                                              |
+| IALS_FACTORS           | 16      | latent factors of iALS (>= 1)                                |
+| IALS_REGULARIZATION    | 5.74    | its L2 penalty (>= 0)                                        |
+| IALS_ALPHA             | 5.01    | confidence 1 + alpha * x of a seen movie (>= 0)              |
+| IALS_ITERATIONS        | 10      | alternating least-squares sweeps (>= 1)                      |
+| IALS_VALUE             | binary  | the history users are folded in from (the item factors learn |
+| IALS_RECENCY           | time    | from the plain one): as NEURAL_VALUE, NEURAL_RECENCY, ...    |
+| IALS_RECENCY_TAU       | 0.00807 |                                                              |
+| IALS_RECENCY_FLOOR     | 0.0189  |                                                              |
+| TUNED_PARAMS           | (none)  | a ``python -m training.tune`` result: the models it names    |
+|                        |         | train with its chosen values instead of the ones above       |
 | EVAL_K                 | 20      | list length of the offline metrics (>= 1)                    |
 | EVAL_TEST_SHARE        | 0.2     | each user's latest share of interactions held out, 0 < x < 1 |
 | EVAL_MIN_INTERACTIONS  | 5       | users with fewer distinct movies are train-only (>= 1)       |
@@ -28,12 +56,15 @@
 An empty value counts as unset; a bad or out-of-range value raises ``SettingsError`` naming
 the variable (``contracts.env``).
 
-The neural defaults follow Liang et al. (2018), Mult-DAE, with three changes measured on the
-simulator's worlds (docs/BENCHMARKS.md): a narrower hidden layer (64, not 200: 200 overfits
-snapshots of a few thousand users and costs 3x more at a million), smaller batches on small
-snapshots (see NEURAL_BATCH), and the user cap, which bounds a daily retrain at a million
-users: the item-side weights stop improving long before every user has been seen, and the
-encoder embeds users it never trained on for free.
+The defaults of EASE, the top-N SVD (PureSVD), iALS and the Mult-DAE's epochs and history
+weighting are the values chosen on a validation split of MovieLens-100K (the training part's
+latest 20% per user, never the test part): docs/MODELS.md. The neural defaults otherwise
+follow Liang et al. (2018), Mult-DAE, with three changes measured on the simulator's worlds
+(docs/BENCHMARKS.md): a narrower hidden layer (64, not 200: 200 overfits snapshots of a few
+thousand users and costs 3x more at a million), smaller batches on small snapshots (see
+NEURAL_BATCH; on MovieLens-100K auto is the validated 32), and the user cap, which bounds a
+daily retrain at a million users: the item-side weights stop improving long before every
+user has been seen, and the encoder embeds users it never trained on for free.
 """
 
 from __future__ import annotations
@@ -45,10 +76,12 @@ from contracts import locations
 from contracts.env import (
     FromEnv,
     SettingsError,
+    choice,
     float_at_least,
     fraction,
     non_negative_float,
     non_negative_int,
+    number,
     positive_float,
     positive_int,
     share,
@@ -56,6 +89,9 @@ from contracts.env import (
 )
 
 __all__ = ["Settings", "SettingsError"]
+
+value = choice("binary", "rating")  # training.weighting.VALUES
+recency = choice("none", "rank", "relrank", "time")  # training.weighting.RECENCIES
 
 
 @dataclass(frozen=True)
@@ -74,6 +110,33 @@ class Settings(FromEnv):
     # Any name torch knows (auto, cpu, cuda, cuda:1, mps, ...): torch judges it when a model
     # trains, so a bad one fails the neural model's training alone, not SVD's.
     neural_device: str = var("NEURAL_DEVICE", str, "auto")
+    neural_value: str = var("NEURAL_VALUE", value, "binary")
+    neural_recency: str = var("NEURAL_RECENCY", recency, "relrank")
+    neural_recency_tau: float = var("NEURAL_RECENCY_TAU", positive_float, 0.2)
+    neural_recency_floor: float = var("NEURAL_RECENCY_FLOOR", share, 0.0)
+    ease_lambda: float = var("EASE_LAMBDA", positive_float, 841.0)
+    ease_pop_exponent: float = var("EASE_POP_EXPONENT", number, 0.241)
+    ease_rank: int = var("EASE_RANK", positive_int, 128)
+    ease_value: str = var("EASE_VALUE", value, "rating")
+    ease_recency: str = var("EASE_RECENCY", recency, "rank")
+    ease_recency_tau: float = var("EASE_RECENCY_TAU", positive_float, 8.1)
+    ease_recency_floor: float = var("EASE_RECENCY_FLOOR", share, 0.0207)
+    puresvd_factors: int = var("PURESVD_FACTORS", positive_int, 33)
+    puresvd_pop_norm: float = var("PURESVD_POP_NORM", number, 0.127)
+    puresvd_value: str = var("PURESVD_VALUE", value, "rating")
+    puresvd_recency: str = var("PURESVD_RECENCY", recency, "relrank")
+    puresvd_recency_tau: float = var("PURESVD_RECENCY_TAU", positive_float, 0.169)
+    puresvd_recency_floor: float = var("PURESVD_RECENCY_FLOOR", share, 0.0068)
+    ials_factors: int = var("IALS_FACTORS", positive_int, 16)
+    ials_regularization: float = var("IALS_REGULARIZATION", non_negative_float, 5.74)
+    ials_alpha: float = var("IALS_ALPHA", non_negative_float, 5.01)
+    ials_iterations: int = var("IALS_ITERATIONS", positive_int, 10)
+    ials_value: str = var("IALS_VALUE", value, "binary")
+    ials_recency: str = var("IALS_RECENCY", recency, "time")
+    ials_recency_tau: float = var("IALS_RECENCY_TAU", positive_float, 0.00807)
+    ials_recency_floor: float = var("IALS_RECENCY_FLOOR", share, 0.0189)
+    # A file of ``python -m training.tune``: its models train with its chosen parameters.
+    tuned_params: Path | None = var("TUNED_PARAMS", Path, None)
     eval_k: int = var("EVAL_K", positive_int, 20)
     eval_test_share: float = var("EVAL_TEST_SHARE", fraction, 0.2)
     eval_min_interactions: int = var("EVAL_MIN_INTERACTIONS", positive_int, 5)

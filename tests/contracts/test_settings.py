@@ -225,6 +225,10 @@ INTEGERS = {
     "NEURAL_EPOCHS": 1,
     "NEURAL_BATCH": 0,
     "NEURAL_TRAIN_USERS": 0,
+    "EASE_RANK": 1,
+    "PURESVD_FACTORS": 1,
+    "IALS_FACTORS": 1,
+    "IALS_ITERATIONS": 1,
     "EVAL_K": 1,
     "EVAL_MIN_INTERACTIONS": 1,
     "PRECOMPUTE_BLOCK_SIZE": 1,
@@ -262,6 +266,19 @@ NUMBERS = {
     "NEURAL_LR": ("0.01", ["0", "-0.001"]),
     "NEURAL_DROPOUT": ("0", ["1", "-0.1"]),
     "NEURAL_WEIGHT_DECAY": ("0", ["-1e-6"]),
+    "NEURAL_RECENCY_TAU": ("0.5", ["0", "-1"]),
+    "NEURAL_RECENCY_FLOOR": ("0", ["1", "-0.1"]),
+    "EASE_LAMBDA": ("0.5", ["0", "-1"]),
+    "EASE_POP_EXPONENT": ("-0.2", []),  # any finite number
+    "EASE_RECENCY_TAU": ("0.5", ["0", "-1"]),
+    "EASE_RECENCY_FLOOR": ("0", ["1", "-0.1"]),
+    "PURESVD_POP_NORM": ("-0.2", []),  # any finite number
+    "PURESVD_RECENCY_TAU": ("0.5", ["0", "-1"]),
+    "PURESVD_RECENCY_FLOOR": ("0", ["1", "-0.1"]),
+    "IALS_REGULARIZATION": ("0", ["-0.1"]),
+    "IALS_ALPHA": ("0", ["-0.1"]),
+    "IALS_RECENCY_TAU": ("0.5", ["0", "-1"]),
+    "IALS_RECENCY_FLOOR": ("0", ["1", "-0.1"]),
     "EVAL_TEST_SHARE": ("0.5", ["0", "1"]),
     "GATE_TOLERANCE": ("0", ["-0.01"]),
     "GATE_MIN_LIFT": ("-0.5", ["-1.5"]),
@@ -288,6 +305,14 @@ SHAPED = {
     "EXPERIMENT_REPORT_BUCKET": ("6h", "W"),
     "REQUEST_LOG": ("off", "stderr"),
     "SERVICE_BIND": ("0.0.0.0:8082", "8082"),
+    "NEURAL_VALUE": ("rating", "stars"),
+    "NEURAL_RECENCY": ("none", "latest"),
+    "EASE_VALUE": ("binary", "stars"),
+    "EASE_RECENCY": ("time", "latest"),
+    "PURESVD_VALUE": ("binary", "stars"),
+    "PURESVD_RECENCY": ("rank", "latest"),
+    "IALS_VALUE": ("rating", "stars"),
+    "IALS_RECENCY": ("relrank", "latest"),
 }
 # Free text: any value is used as given.
 TEXT = {
@@ -296,6 +321,7 @@ TEXT = {
     "KAFKA_TOPIC",
     "KAFKA_GROUP",
     "NEURAL_DEVICE",  # torch judges it when the neural model trains, not SVD's settings
+    "TUNED_PARAMS",  # a path, read when a model is built
     "REQUEST_LOG_KAFKA_TOPIC",
     "ONLINE_REFERENCE_LIST",
     "PUSHGATEWAY_URL",

@@ -1,7 +1,7 @@
 """The whole path on real parts: simulated stream -> Tansu broker -> consumer -> snapshot ->
-Airflow DAG with its default params (dag.test: train SVD and the neural model, evaluate, gate,
-precompute, publish, verify through Redis and the running service, report) -> Redis ->
-gunicorn -> HTTP. The DAG's other paths are in tests/dags/test_dags.py."""
+Airflow DAG with its default params (dag.test: train the neural model, the top-N SVD and EASE,
+evaluate, gate, precompute, publish, verify through Redis and the running service, report) ->
+Redis -> gunicorn -> HTTP. The DAG's other paths are in tests/dags/test_dags.py."""
 
 from __future__ import annotations
 
@@ -130,7 +130,11 @@ def test_stream_to_service(
     decisions = [
         json.loads(line) for line in run(["-m", "training", "decisions"], pipeline_env).splitlines()
     ]
-    assert sorted(d["candidate"].split("-")[0] for d in decisions) == ["multdae", "svd"]
+    assert sorted(d["candidate"].split("-")[0] for d in decisions) == [
+        "ease",
+        "multdae",
+        "puresvd",
+    ]
     [promoted] = [d for d in decisions if d["promoted"]]
     assert promoted["candidate_score"] == max(d["candidate_score"] for d in decisions)
     assert meta["model_version"] == promoted["candidate"] == promoted["production_after"]

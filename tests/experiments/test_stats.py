@@ -102,14 +102,8 @@ def test_empty_arms_give_no_numbers_rather_than_errors(
 
 
 def evidence(variant: str, diff: float, p: float, users: int, required: int | None = 1000):
-    return SimpleNamespace(
-        variant=variant,
-        diff=diff,
-        p_value=p,
-        users=users,
-        control_users=users,
-        required_users=required,
-    )
+    fields = {"variant": variant, "diff": diff, "p_value": p, "users": users}
+    return SimpleNamespace(**fields, control_users=users, required_users=required)
 
 
 @pytest.mark.parametrize(

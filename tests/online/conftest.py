@@ -1,21 +1,20 @@
 """Fixtures of the online evaluation's tests, on real parts: request-log lines written by the
-service's own writer (``service_line``), watches in real journal segments (``write_segment``,
-``event_lines``, ``journal_watches``), recommendation tables (``recs_frame``), a simulated
-world's stream with its request log (``simulated``), the job's data directory
-(``append_log``, ``job_settings``) and ``python -m`` runs (``run_module``).
+service's own writer (``service_line``), watches read back from a real journal segment
+(``journal_watches``), recommendation tables (``recs_frame``), and ``job``: the job's data
+directory (the test's tmp_path) with what goes into it, stream lines as journal segments, a
+request log, a simulated world's stream with its request log, and the job's settings for it.
+``python -m`` runs are the root conftest's ``run_module``.
 
 Times are minutes after T0 = 2025-03-01 12:00 (naive UTC), ``at(minutes)``; lists default to
 (A, B, C) = ("alpha+2001", "beta+2002", "gamma+2003"); the journal's topic is "movielog".
-The test modules that name these values write them out themselves. Every helper is pure, so
-the fixtures are session-scoped (hypothesis tests can use them).
+The test modules that name these values write them out themselves. The pure helpers'
+fixtures are session-scoped (hypothesis tests can use them); ``job`` is the test's own.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from service.lookup import Answer
 from service.requestlog import RequestLog
 from simulator.traffic import World
 
-REPO = Path(__file__).resolve().parents[2]
 TOPIC = "movielog"
 T0 = datetime(2025, 3, 1, 12, 0, 0)
 LIST = ("alpha+2001", "beta+2002", "gamma+2003")
@@ -142,16 +140,57 @@ def _append_log(data_dir: Path, entries: list[tuple[datetime, bytes]]) -> None:
         handle.writelines(line + b"\n" for _, line in entries)
 
 
-def _run_module(argv: list[str], env: dict[str, str], timeout: float = 120):
-    return subprocess.run(
-        [sys.executable, *argv],
-        env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+@dataclass(frozen=True)
+class JobData:
+    """The job's data directory ``data_dir`` and what the tests put into it: stream lines as a
+    journal segment, request-log lines, a simulated world's both; the job's settings for it."""
+
+    data_dir: Path
+
+    at = staticmethod(_at)
+    service_line = staticmethod(_service_line)
+
+    def on(self, data_dir: Path) -> JobData:
+        """The same for another data directory."""
+        return JobData(data_dir)
+
+    def stream(self, lines: Iterable[bytes], first_offset: int = 0) -> int:
+        """Contract lines -> one journal segment (topic "movielog") in this directory, through
+        the grammar as the consumer writes it; returns the next offset."""
+        return _write_segment(self.data_dir, lines, first_offset)
+
+    def events(self, events: Iterable[Event], first_offset: int = 0) -> int:
+        """The events' contract lines as a journal segment; returns the next offset."""
+        return self.stream(_event_lines(events), first_offset)
+
+    def log(self, entries: list[tuple[datetime, bytes]]) -> None:
+        """Lines appended to the request log ``requests.log``."""
+        _append_log(self.data_dir, entries)
+
+    def simulate(
+        self, days: float = 4, seed: int = 5
+    ) -> tuple[list[bytes], list[tuple[datetime, bytes]]]:
+        """A simulated world's stream (a journal segment) and the service's request log for
+        its recommendations, as (time, line), written here; returns both. Users are split
+        50/50 between variants control and treatment, served by versions v-control and
+        v-treatment; errors are logged without a list, plus a rejected user ID and a stray
+        line now and then."""
+        lines, log = _simulated(days, seed)
+        self.stream(lines)
+        self.log(log)
+        return lines, log
+
+    def settings(self, **overrides: object) -> Settings:
+        """The job's settings for this directory, reading its ``requests.log``."""
+        return _job_settings(self.data_dir, **overrides)
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> JobData:
+    """``JobData(tmp_path)``: ``job.simulate(days, seed)``, ``job.stream(lines)``,
+    ``job.events(events)``, ``job.log(entries)``, ``job.settings(**overrides)``, ``job.at``,
+    ``job.service_line``, ``job.on(other_dir)``."""
+    return JobData(tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -168,19 +207,6 @@ def service_line() -> Callable[..., bytes]:
 
 
 @pytest.fixture(scope="session")
-def write_segment() -> Callable[..., int]:
-    """``write_segment(root, lines, first_offset=0)``: contract lines -> one journal segment
-    of topic "movielog" under ``root``; returns the next offset."""
-    return _write_segment
-
-
-@pytest.fixture(scope="session")
-def event_lines() -> Callable[[Iterable[Event]], list[bytes]]:
-    """Events -> their contract lines."""
-    return _event_lines
-
-
-@pytest.fixture(scope="session")
 def journal_watches() -> Callable[..., pd.DataFrame]:
     """``journal_watches(root, [(minutes after T0, user, movie, minute), ...])``: the watches
     written to a journal under ``root`` and read back by ``online.stream``."""
@@ -192,32 +218,3 @@ def recs_frame() -> Callable[[Iterable[dict]], pd.DataFrame]:
     """A recommendations table from short dicts: t (minutes after T0), user (default 1),
     status, variant, version, latency_ms, movies (default LIST for a 200, else none)."""
     return _recs_frame
-
-
-@pytest.fixture(scope="session")
-def simulated() -> Callable[..., tuple[list[bytes], list[tuple[datetime, bytes]]]]:
-    """``simulated(days=4, seed=5)``: a simulated world's stream lines, and the service's
-    request log for its recommendations as (time, line): users split 50/50 between variants
-    control and treatment served by versions v-control and v-treatment."""
-    return _simulated
-
-
-@pytest.fixture(scope="session")
-def append_log() -> Callable[[Path, list[tuple[datetime, bytes]]], None]:
-    """``append_log(data_dir, [(time, line), ...])``: lines appended to
-    ``data_dir/requests.log``."""
-    return _append_log
-
-
-@pytest.fixture(scope="session")
-def job_settings() -> Callable[..., Settings]:
-    """``job_settings(data_dir, **overrides)``: the job's settings for ``data_dir``, reading
-    the request log ``data_dir/requests.log``."""
-    return _job_settings
-
-
-@pytest.fixture(scope="session")
-def run_module() -> Callable[..., subprocess.CompletedProcess]:
-    """``run_module(argv, env, timeout=120)``: ``python *argv`` in the repository, with
-    ``env`` added to the environment; never raises on a non-zero exit."""
-    return _run_module

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,12 @@ from online import online_report
 
 
 def test_dag_runs_the_job_and_writes_the_report(
-    tmp_path: Path,
-    redis_url: str,
-    write_segment: Callable[..., int],
-    simulated: Callable[..., tuple[list[bytes], list[tuple[datetime, bytes]]]],
-    append_log: Callable[[Path, list[tuple[datetime, bytes]]], None],
-    run_module: Callable[..., Any],
+    tmp_path: Path, redis_url: str, job: Any, run_module: Callable[..., Any]
 ) -> None:
     """The DAG as the scheduler loads it from dags/ (every file there must import cleanly),
     run with dag.test() by the project's runner in its own process."""
     data = tmp_path / "data"
-    lines, log = simulated(days=2, seed=4)
-    write_segment(data, lines)
-    append_log(data, log)
+    job.on(data).simulate(days=2, seed=4)
     env = {
         "RECSYS_DATA_DIR": str(data),
         "REQUEST_LOG_PATH": str(data / "requests.log"),

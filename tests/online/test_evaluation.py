@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,42 +33,36 @@ def comparable(data_dir: Path) -> dict:
 
 
 def test_incremental_runs_add_up_to_one_run_and_reruns_add_nothing(
-    tmp_path: Path,
-    write_segment: Callable[..., int],
-    simulated: Callable[..., tuple[list[bytes], list[tuple[datetime, bytes]]]],
-    append_log: Callable[[Path, list[tuple[datetime, bytes]]], None],
-    job_settings: Callable[..., Settings],
+    tmp_path: Path, job: Any
 ) -> None:
-    lines, log = simulated()
-    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    whole, parts = job.on(tmp_path / "whole"), job.on(tmp_path / "parts")
 
-    write_segment(whole, lines)
-    append_log(whole, log)
-    once = evaluation.run(job_settings(whole))
+    lines, log = whole.simulate()
+    once = evaluation.run(whole.settings())
 
     thirds = [0, len(lines) // 3, 2 * len(lines) // 3, len(lines)]
     first_offset = logged = 0
     for lo, hi in itertools.pairwise(thirds):  # each run sees the next third of both logs
-        first_offset = write_segment(parts, lines[lo:hi], first_offset)
+        first_offset = parts.stream(lines[lo:hi], first_offset)
         until = parse_line(lines[hi - 1]).time
         upto = next((i for i in range(logged, len(log)) if log[i][0] > until), len(log))
-        append_log(parts, log[logged:upto])
+        parts.log(log[logged:upto])
         logged = upto
-        evaluation.run(job_settings(parts))
+        evaluation.run(parts.settings())
     assert logged == len(log)
-    assert comparable(parts) == comparable(whole)
+    assert comparable(parts.data_dir) == comparable(whole.data_dir)
     pd.testing.assert_frame_equal(
-        pd.read_parquet(job_settings(parts).users_path),
-        pd.read_parquet(job_settings(whole).users_path),
+        pd.read_parquet(parts.settings().users_path),
+        pd.read_parquet(whole.settings().users_path),
     )
 
-    again = evaluation.run(job_settings(parts))
+    again = evaluation.run(parts.settings())
     assert again["read"] == {"watches": 0, "stream_recommendations": 0, "request_log_file_lines": 0}
-    assert comparable(parts) == comparable(whole)
+    assert comparable(parts.data_dir) == comparable(whole.data_dir)
 
     # Non-trivial: both variants and the stream convert, windows are still open at the end,
     # strays were counted.
-    groups = {(g["version"], g["variant"]): g for g in comparable(whole)["groups"]}
+    groups = {(g["version"], g["variant"]): g for g in comparable(whole.data_dir)["groups"]}
     assert set(groups) == {
         ("v-control", "control"),
         ("v-treatment", "treatment"),
@@ -83,80 +76,55 @@ def test_incremental_runs_add_up_to_one_run_and_reruns_add_nothing(
     assert once["rejected"]["bad_json"] == sum(1 for _, line in log if not line.startswith(b"{"))
 
 
-def test_a_repeat_across_a_run_boundary_counts_once(
-    tmp_path: Path,
-    at: Callable[[float], datetime],
-    service_line: Callable[..., bytes],
-    write_segment: Callable[..., int],
-    event_lines: Callable[[Iterable[Any]], list[bytes]],
-    append_log: Callable[[Path, list[tuple[datetime, bytes]]], None],
-    job_settings: Callable[..., Settings],
-) -> None:
+def test_a_repeat_across_a_run_boundary_counts_once(job: Any) -> None:
     """A's window closes in the first run, its repeat B's only in the second: B must still
     be recognised as a repeat of A."""
-    append_log(
-        tmp_path, [(at(0), service_line(1, 200, at(0))), (at(0.5), service_line(1, 200, at(0.5)))]
+    at = job.at
+    job.log(
+        [(at(0), job.service_line(1, 200, at(0))), (at(0.5), job.service_line(1, 200, at(0.5)))]
     )
-    offset = write_segment(
-        tmp_path, event_lines([Watch(at(10), 1, B, 0), Watch(at(DAY + 0.25), 2, A, 0)])
-    )
-    first = evaluation.run(job_settings(tmp_path))
+    offset = job.events([Watch(at(10), 1, B, 0), Watch(at(DAY + 0.25), 2, A, 0)])
+    first = evaluation.run(job.settings())
     assert (first["closed"], first["pending"]) == (1, 1)
-    write_segment(tmp_path, event_lines([Watch(at(3 * DAY), 2, A, 1)]), offset)
-    second = evaluation.run(job_settings(tmp_path))
+    job.events([Watch(at(3 * DAY), 2, A, 1)], offset)
+    second = evaluation.run(job.settings())
     assert (second["closed"], second["pending"]) == (1, 0)
-    (group,) = comparable(tmp_path)["groups"]
+    (group,) = comparable(job.data_dir)["groups"]
     assert (group["requests"], group["recommendations"], group["conversions"]) == (2, 1, 1)
 
 
-def test_the_job_counts_what_the_batch_functions_count(
-    tmp_path: Path,
-    write_segment: Callable[..., int],
-    simulated: Callable[..., tuple[list[bytes], list[tuple[datetime, bytes]]]],
-    append_log: Callable[[Path, list[tuple[datetime, bytes]]], None],
-    job_settings: Callable[..., Settings],
-) -> None:
+def test_the_job_counts_what_the_batch_functions_count(job: Any) -> None:
     """Closed windows judged incrementally == the join over every log at once."""
-    lines, log = simulated(days=3, seed=9)
-    write_segment(tmp_path, lines)
-    append_log(tmp_path, log)
-    evaluation.run(job_settings(tmp_path))
+    _, log = job.simulate(days=3, seed=9)
+    evaluation.run(job.settings())
 
-    stream = read_journal(Journal(tmp_path, TOPIC), {})
+    stream = read_journal(Journal(job.data_dir, TOPIC), {})
     recs = pd.concat([stream.recommendations, to_frame(line for _, line in log)], ignore_index=True)
     closed = recs[recs["time"] + WINDOW <= stream.max_time]
     batch = totals.online_metrics(closed, stream.watches, WINDOW).reset_index()
-    groups = {(g["version"], g["variant"]): g for g in comparable(tmp_path)["groups"]}
+    groups = {(g["version"], g["variant"]): g for g in comparable(job.data_dir)["groups"]}
     fields = ["recommendations", "conversions", "minutes", "position_sum", "users"]
     for row in batch.to_dict("records"):
         assert {f: groups[(row["version"], row["variant"])][f] for f in fields} == {
             f: row[f] for f in fields
         }
     outcomes = user_outcomes(closed, stream.watches, WINDOW)
-    pd.testing.assert_frame_equal(pd.read_parquet(job_settings(tmp_path).users_path), outcomes)
+    pd.testing.assert_frame_equal(pd.read_parquet(job.settings().users_path), outcomes)
 
 
-def test_the_job_reads_the_request_log_topic(
-    tmp_path: Path,
-    bootstrap: str,
-    topic: str,
-    at: Callable[[float], datetime],
-    service_line: Callable[..., bytes],
-    write_segment: Callable[..., int],
-    event_lines: Callable[[Iterable[Any]], list[bytes]],
-) -> None:
+def test_the_job_reads_the_request_log_topic(job: Any, bootstrap: str, topic: str) -> None:
     from kafka import KafkaProducer
 
-    write_segment(tmp_path, event_lines([Watch(at(600), 7, B, 0)]))
+    job.events([Watch(job.at(600), 7, B, 0)])
     producer = KafkaProducer(bootstrap_servers=bootstrap)
     try:
         for user in (7, 8):
-            producer.send(topic, key=b"%d" % user, value=service_line(user, 200, at(0)))
+            producer.send(topic, key=b"%d" % user, value=job.service_line(user, 200, job.at(0)))
         producer.flush()
     finally:
         producer.close()
     settings = Settings(
-        data_dir=tmp_path,
+        data_dir=job.data_dir,
         stream_recommendations=False,
         request_log_kafka_bootstrap=bootstrap,
         request_log_kafka_topic=topic,
@@ -164,7 +132,7 @@ def test_the_job_reads_the_request_log_topic(
     first = evaluation.run(settings)
     assert first["read"]["request_log_kafka_records"] == 2
     assert evaluation.run(settings)["read"]["request_log_kafka_records"] == 0
-    (group,) = json.loads((tmp_path / "online" / online_report.METRICS_JSON).read_text())["groups"]
+    (group,) = comparable(job.data_dir)["groups"]
     assert (group["requests"], group["recommendations"]) == (2, 0)  # windows still open
     assert group["personalisation"] == 0.0  # both got the same list
 

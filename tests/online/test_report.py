@@ -6,18 +6,16 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.servers import LOOPBACK, free_port
 from online import evaluation, online_report
-from online.settings import Settings
 
 
 @dataclass
@@ -53,19 +51,11 @@ def pushgateway() -> Iterator[Pushed]:
         server.server_close()
 
 
-def test_outputs_prometheus_file_report_and_push(
-    tmp_path: Path,
-    write_segment: Callable[..., int],
-    simulated: Callable[..., tuple[list[bytes], list[tuple[datetime, bytes]]]],
-    append_log: Callable[[Path, list[tuple[datetime, bytes]]], None],
-    job_settings: Callable[..., Settings],
-) -> None:
-    lines, log = simulated(days=3, seed=2)
-    write_segment(tmp_path, lines)
-    append_log(tmp_path, log)
+def test_outputs_prometheus_file_report_and_push(job: Any) -> None:
+    job.simulate(days=3, seed=2)
     with pushgateway() as pushed:
-        evaluation.run(job_settings(tmp_path, pushgateway_url=pushed.url, push_job="recsys_online"))
-    out = tmp_path / "online"
+        evaluation.run(job.settings(pushgateway_url=pushed.url, push_job="recsys_online"))
+    out = job.data_dir / "online"
     document = json.loads((out / online_report.METRICS_JSON).read_text())
     families = {
         f.name: f

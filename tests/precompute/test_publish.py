@@ -154,40 +154,29 @@ def test_finalize_refuses_a_version_that_does_not_add_up(redis_client, publisher
     client = redis_client
     live = publisher.publish_lists(client, "live")
 
-    short = publish.begin(client, meta={}, default_body="d+2000", users=publisher.users + 1)
-    publish.write_shard(
-        client,
-        short,
-        Shard(0, 1),
-        publisher.blocks("s", range(1, publisher.users + 1)),
-        expected=None,
-        model_version="",
-    )
+    def written(tag: str, planned: int, expected: int | None) -> tuple[str, ShardReport]:
+        """A version begun for ``planned`` users, every user's body written as one shard."""
+        version = publish.begin(client, meta={}, default_body="d+2000", users=planned)
+        report = publish.write_shard(
+            client,
+            version,
+            Shard(0, 1),
+            publisher.blocks(tag, range(1, publisher.users + 1)),
+            expected=expected,
+            model_version="",
+        )
+        return version, report
+
+    short, _ = written("s", publisher.users + 1, expected=None)
     with pytest.raises(PublishError, match=f"planned {publisher.users + 1} users"):
         publish.finalize(client, short)
 
-    tampered = publish.begin(client, meta={}, default_body="d+2000", users=publisher.users)
-    report = publish.write_shard(
-        client,
-        tampered,
-        Shard(0, 1),
-        publisher.blocks("t", range(1, publisher.users + 1)),
-        expected=publisher.users,
-        model_version="",
-    )
+    tampered, report = written("t", publisher.users, expected=publisher.users)
     client.set(rediskeys.user(tampered, int(next(iter(report.sample)))), "changed+2000")
     with pytest.raises(PublishError, match="sampled bodies"):
         publish.finalize(client, tampered)
 
-    no_default = publish.begin(client, meta={}, default_body="d+2000", users=publisher.users)
-    publish.write_shard(
-        client,
-        no_default,
-        Shard(0, 1),
-        publisher.blocks("n", range(1, publisher.users + 1)),
-        expected=publisher.users,
-        model_version="",
-    )
+    no_default, _ = written("n", publisher.users, expected=publisher.users)
     client.delete(rediskeys.default(no_default))
     with pytest.raises(PublishError, match="cold-start"):
         publish.finalize(client, no_default)

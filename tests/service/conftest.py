@@ -2,7 +2,8 @@
 (``publish_lists``, ``movies``), the app through Flask's test client (``make_client``), the
 service under a real gunicorn (``gunicorn``), readers of what it answers and exports
 (``assert_contract_body``, ``scrape``, ``sample``, ``counter``), and what it falls back on
-(``unreachable_url``, ``hung_redis``, ``fallback_file``, ``shipped_body``).
+(``unreachable_url``, ``hung_redis``, ``fallback_file``, ``shipped_body``). ``service`` bundles
+the ones most tests use together, on the session's Redis (a clean database per test).
 
 The pure helpers' fixtures are session-scoped, so module-scoped fixtures (one gunicorn per
 module) and hypothesis tests can use them too. The test modules write the user IDs they name
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import requests
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -107,18 +109,13 @@ class Gunicorn:
     log_dir: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
+    base: str = field(init=False)  # its URL
+    stdout: Path = field(init=False)  # the request log
+    stderr: Path = field(init=False)  # gunicorn's and the app's log
 
-    @property
-    def base(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    @property
-    def stdout(self) -> Path:
-        return self.log_dir / "service.out"
-
-    @property
-    def stderr(self) -> Path:
-        return self.log_dir / "service.err"
+    def __post_init__(self) -> None:
+        self.base = f"http://{LOOPBACK}:{self.port}"
+        self.stdout, self.stderr = self.log_dir / "service.out", self.log_dir / "service.err"
 
     def start(self) -> Gunicorn:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -135,6 +132,10 @@ class Gunicorn:
             )
         wait_for_port(self.port, timeout=30)
         return self
+
+    def metrics(self) -> Samples:
+        """Every sample of its ``/metrics``, from whichever worker answers."""
+        return _scrape(requests.get(f"{self.base}/metrics", timeout=5).text)
 
     def workers(self) -> set[int]:
         """The master's live child processes, read from /proc."""
@@ -159,6 +160,48 @@ class Gunicorn:
             self.proc.kill()
             self.proc.wait()
             raise
+
+
+@dataclass
+class ServiceKit:
+    """The session's Redis (``url``, and ``redis``, a client that decodes), lists published
+    into it, the app on it through Flask's test client, the service on it under a real
+    gunicorn, and the pure helpers: what most of the service's tests take at once."""
+
+    url: str
+    redis: redis.Redis
+    make_client: Callable[..., FlaskClient]
+    log_dir: Path
+
+    movies = staticmethod(_movies)
+    counter = staticmethod(_counter)
+    sample = staticmethod(_sample)
+    assert_contract_body = staticmethod(_assert_contract_body)
+
+    def publish(
+        self,
+        version: str,
+        users: dict[int, str],
+        default: str,
+        *,
+        activate: bool = True,
+        to: redis.Redis | None = None,
+    ) -> dict[int, str]:
+        """``publish_lists`` with ``movies(tag)`` for each user's tag in ``users`` and for
+        ``default``, into this Redis unless ``to`` names another client; returns the bodies by
+        user."""
+        lists = {user: _movies(tag) for user, tag in users.items()}
+        return _publish_lists(to or self.redis, version, lists, _movies(default), activate=activate)
+
+    def client(self, **overrides: object) -> FlaskClient:
+        """The app on this Redis (unless ``redis_url`` says otherwise), from Settings
+        overrides."""
+        return self.make_client(**{"redis_url": self.url, **overrides})
+
+    def gunicorn(self, env: dict[str, str] | None = None, log_dir: Path | None = None) -> Gunicorn:
+        """``python -m service`` started under a real gunicorn on this Redis (unless ``env``
+        names another ``REDIS_URL``), logging to the test's tmp_path by default."""
+        return Gunicorn({"REDIS_URL": self.url, **(env or {})}, log_dir or self.log_dir).start()
 
 
 @pytest.fixture(scope="session")
@@ -220,6 +263,19 @@ def make_client() -> Iterator[Callable[..., FlaskClient]]:
     yield make
     for store in stores:
         store.close()
+
+
+@pytest.fixture
+def service(
+    redis_url: str,
+    redis_client: redis.Redis,
+    make_client: Callable[..., FlaskClient],
+    tmp_path: Path,
+) -> ServiceKit:
+    """``service.publish(version, {user: tag}, default_tag)``, ``service.client(**settings)``,
+    ``service.gunicorn(env)``, ``service.redis``/``.url``, ``.movies``, ``.counter``,
+    ``.sample``, ``.assert_contract_body``: see ``ServiceKit``."""
+    return ServiceKit(redis_url, redis_client, make_client, tmp_path)
 
 
 @pytest.fixture

@@ -4,31 +4,26 @@ from a real Redis, in process and across the workers of a real gunicorn."""
 from __future__ import annotations
 
 import fnmatch
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 import requests
-from flask.testing import FlaskClient
 
 from contracts import ab, rediskeys, response
 
-ROOT = Path(__file__).resolve().parents[2]
 USERS = range(1, 201)
-PublishExperiment = Callable[[redis.Redis], tuple[dict[int, str], dict[int, str]]]
+Bodies = tuple[dict[int, str], dict[int, str]]  # control's and treatment's, by user
 
 
 # --- the assignment -----------------------------------------------------------------------
 
 
-def test_buckets_are_pinned_and_independent_of_the_process() -> None:
+def test_buckets_are_pinned_and_independent_of_the_process(
+    run_module: Callable[..., Any],
+) -> None:
     """Golden values: a change here silently moves users between variants mid-experiment.
     A fresh interpreter with another hash seed agrees (Python's hash() would not)."""
     expected = [8788, 8652, 3984, 9780]
@@ -36,14 +31,7 @@ def test_buckets_are_pinned_and_independent_of_the_process() -> None:
     assert [ab.bucket(u) for u in users] == expected
     code = f"from contracts import ab; print([ab.bucket(u) for u in {users}])"
     for seed in ("1", "2"):
-        out = subprocess.run(
-            [sys.executable, "-c", code],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONHASHSEED": seed},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
+        out = run_module(["-c", code], {"PYTHONHASHSEED": seed}, check=True)
         assert out.stdout.strip() == str(expected)
 
 
@@ -109,34 +97,22 @@ def test_the_rediskeys_for_ab_are_single_colon_so_no_version_cleanup_matches_the
 
 
 @pytest.fixture
-def publish_experiment(
-    publish_lists: Callable[..., dict[int, str]], movies: Callable[..., list[str]]
-) -> PublishExperiment:
-    """``publish_experiment(client)``: v1 is active (control reads it), v2 is published for
-    the treatment only; returns both versions' bodies by user."""
-
-    def publish_experiment(client: redis.Redis) -> tuple[dict[int, str], dict[int, str]]:
-        control = publish_lists(client, "v1", {u: movies(f"one{u}") for u in USERS}, movies("pop1"))
-        treatment = publish_lists(
-            client, "v2", {u: movies(f"two{u}") for u in USERS}, movies("pop2"), activate=False
-        )
-        client.hset(rediskeys.VARIANT_VERSIONS, "treatment", "v2")
-        client.hset(rediskeys.SPLIT, mapping={"control": 50, "treatment": 50})
-        return control, treatment
-
-    return publish_experiment
+def experiment(service: Any) -> Bodies:
+    """An experiment on the ``service`` kit's Redis: v1 is active (control reads it), v2 is
+    published for the treatment only; both versions' bodies by user."""
+    control = service.publish("v1", {u: f"one{u}" for u in USERS}, "pop1")
+    treatment = service.publish("v2", {u: f"two{u}" for u in USERS}, "pop2", activate=False)
+    service.redis.hset(rediskeys.VARIANT_VERSIONS, "treatment", "v2")
+    service.redis.hset(rediskeys.SPLIT, mapping={"control": 50, "treatment": 50})
+    return control, treatment
 
 
 def test_each_variant_reads_its_own_version_and_the_split_changes_without_redeploy(
-    redis_client: redis.Redis,
-    redis_url: str,
-    make_client: Callable[..., FlaskClient],
-    movies: Callable[..., list[str]],
-    publish_experiment: PublishExperiment,
+    service: Any, experiment: Bodies
 ) -> None:
-    control, treatment = publish_experiment(redis_client)
+    control, treatment = experiment
     refresh = 0.3
-    client = make_client(redis_url=redis_url, version_refresh_seconds=refresh)
+    client = service.client(version_refresh_seconds=refresh)
 
     seen = Counter()
     for user in USERS:
@@ -151,32 +127,27 @@ def test_each_variant_reads_its_own_version_and_the_split_changes_without_redepl
 
     unknown = client.get("/recommend/999999")
     version = unknown.headers["X-Model-Version"]
-    expected_default = response.format_body(movies("pop1" if version == "v1" else "pop2"))
+    expected_default = response.format_body(service.movies("pop1" if version == "v1" else "pop2"))
     assert unknown.data == expected_default.encode()
     assert unknown.headers["X-Recommendation-Source"] == "cold_start"
 
-    redis_client.hset(rediskeys.SPLIT, mapping={"control": 0, "treatment": 100})
+    service.redis.hset(rediskeys.SPLIT, mapping={"control": 0, "treatment": 100})
     time.sleep(refresh + 0.1)
     for user in USERS:
         resp = client.get(f"/recommend/{user}")
         assert resp.headers["X-AB-Variant"] == "treatment"
         assert resp.data == treatment[user].encode()
 
-    redis_client.delete(rediskeys.SPLIT)  # experiment over: everyone back on rec:active
+    service.redis.delete(rediskeys.SPLIT)  # experiment over: everyone back on rec:active
     time.sleep(refresh + 0.1)
     resp = client.get("/recommend/1")
     assert (resp.headers["X-AB-Variant"], resp.headers["X-Model-Version"]) == ("control", "v1")
 
 
-def test_a_malformed_split_puts_everyone_in_control(
-    redis_client: redis.Redis,
-    redis_url: str,
-    make_client: Callable[..., FlaskClient],
-    publish_experiment: PublishExperiment,
-) -> None:
-    control, _ = publish_experiment(redis_client)
-    redis_client.hset(rediskeys.SPLIT, "treatment", "lots")
-    client = make_client(redis_url=redis_url)
+def test_a_malformed_split_puts_everyone_in_control(service: Any, experiment: Bodies) -> None:
+    control, _ = experiment
+    service.redis.hset(rediskeys.SPLIT, "treatment", "lots")
+    client = service.client()
     for user in (1, 2, 3, 4, 5):
         resp = client.get(f"/recommend/{user}")
         assert resp.headers["X-AB-Variant"] == "control"
@@ -184,27 +155,22 @@ def test_a_malformed_split_puts_everyone_in_control(
 
 
 def test_a_variant_whose_version_is_gone_still_gets_a_list(
-    redis_client: redis.Redis,
-    redis_url: str,
-    make_client: Callable[..., FlaskClient],
-    assert_contract_body: Callable[[bytes], list[str]],
-    publish_experiment: PublishExperiment,
+    service: Any, experiment: Bodies
 ) -> None:
-    publish_experiment(redis_client)
-    redis_client.hset(rediskeys.VARIANT_VERSIONS, "treatment", "pruned")
-    client = make_client(redis_url=redis_url, version_refresh_seconds=60.0)
+    service.redis.hset(rediskeys.VARIANT_VERSIONS, "treatment", "pruned")
+    client = service.client(version_refresh_seconds=60.0)
     for round_ in range(2):
         if round_:
             # One early re-read of the routing for the missing version, then none: still
             # one round trip per request, however many treatment users ask.
-            redis_client.config_resetstat()
+            service.redis.config_resetstat()
         for user in USERS:
             resp = client.get(f"/recommend/{user}")
             assert resp.status_code == 200
-            assert_contract_body(resp.data)
+            service.assert_contract_body(resp.data)
             if resp.headers["X-AB-Variant"] == "treatment":
                 assert resp.headers["X-Recommendation-Source"] == "fallback"
-    stats = redis_client.info("commandstats")
+    stats = service.redis.info("commandstats")
     ours = {k: v for k, v in stats.items() if k not in {"cmdstat_config", "cmdstat_ping"}}
     assert sum(v["calls"] for v in ours.values()) == len(USERS), stats
 
@@ -213,31 +179,24 @@ def test_a_variant_whose_version_is_gone_still_gets_a_list(
 
 
 def test_workers_agree_on_variants_and_export_each_variants_version(
-    redis_client: redis.Redis,
-    redis_url: str,
-    tmp_path: Path,
-    scrape: Callable[[str], dict],
-    sample: Callable[..., float],
-    gunicorn: Callable[..., Any],
-    publish_experiment: PublishExperiment,
+    service: Any, experiment: Bodies
 ) -> None:
-    control, treatment = publish_experiment(redis_client)
+    control, treatment = experiment
     split = ab.parse_split({"control": "50", "treatment": "50"})
-    service = gunicorn(
-        {"REDIS_URL": redis_url, "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"}, tmp_path
-    ).start()
+    served = service.gunicorn({"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"})
     try:
         for _ in range(2):  # a fresh connection per request: both workers answer
             for user in USERS:
-                resp = requests.get(f"{service.base}/recommend/{user}", timeout=5)
+                resp = requests.get(f"{served.base}/recommend/{user}", timeout=5)
                 variant = split.assign(user)
                 assert resp.headers["X-AB-Variant"] == variant
                 expected = control if variant == "control" else treatment
                 assert resp.content == expected[user].encode()
-        samples = scrape(requests.get(f"{service.base}/metrics", timeout=5).text)
+        samples = served.metrics()
     finally:
-        service.stop()
+        served.stop()
     info = "recsys_service_model_version_info"
-    assert sample(samples, info, variant="control", version="v1") == 1
-    assert sample(samples, info, variant="treatment", version="v2") == 1
-    assert sample(samples, "recsys_service_recommendations_age_seconds", variant="treatment") > 0
+    assert service.sample(samples, info, variant="control", version="v1") == 1
+    assert service.sample(samples, info, variant="treatment", version="v2") == 1
+    age = service.sample(samples, "recsys_service_recommendations_age_seconds", variant="treatment")
+    assert age > 0

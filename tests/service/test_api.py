@@ -7,11 +7,10 @@ exactly as precompute publishes (``contracts.rediskeys`` keys, bodies from
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
-from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from contracts import response
@@ -40,28 +39,16 @@ def assert_one_line_text(resp: TestResponse, status: int) -> str:
 # --- answers ----------------------------------------------------------------------------
 
 
-def test_known_user_gets_the_stored_body_byte_for_byte(
-    redis_client: redis.Redis,
-    redis_url: str,
-    make_client: Callable[..., FlaskClient],
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    assert_contract_body: Callable[[bytes], list[str]],
-) -> None:
-    bodies = publish_lists(
-        redis_client,
-        "v1",
-        {KNOWN_USER: movies("known"), OTHER_USER: movies("other")},
-        movies("popular"),
-    )
-    client = make_client(redis_url=redis_url)
+def test_known_user_gets_the_stored_body_byte_for_byte(service: Any) -> None:
+    bodies = service.publish("v1", {KNOWN_USER: "known", OTHER_USER: "other"}, "popular")
+    client = service.client()
 
     resp = client.get(f"/recommend/{KNOWN_USER}")
 
     assert resp.status_code == 200
     assert resp.content_type == "text/plain; charset=utf-8"
     assert resp.data == bodies[KNOWN_USER].encode("utf-8")
-    assert_contract_body(resp.data)
+    service.assert_contract_body(resp.data)
     assert resp.headers["X-Model-Version"] == "v1"
     assert resp.headers["X-AB-Variant"] == "control"
     assert resp.headers["X-Recommendation-Source"] == "personal"
@@ -69,50 +56,35 @@ def test_known_user_gets_the_stored_body_byte_for_byte(
     assert other.data == bodies[OTHER_USER].encode("utf-8")
 
 
-def test_unknown_user_gets_the_cold_start_list_and_is_counted(
-    redis_client: redis.Redis,
-    redis_url: str,
-    make_client: Callable[..., FlaskClient],
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    counter: Callable[..., float],
-) -> None:
-    publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-    client = make_client(redis_url=redis_url)
-    before = counter("recsys_service_cold_start_answers_total")
+def test_unknown_user_gets_the_cold_start_list_and_is_counted(service: Any) -> None:
+    service.publish("v1", {KNOWN_USER: "known"}, "popular")
+    client = service.client()
+    before = service.counter("recsys_service_cold_start_answers_total")
 
     for userid in (UNKNOWN_USER, 2**63 - 1):
         resp = client.get(f"/recommend/{userid}")
         assert resp.status_code == 200
         assert resp.content_type == response.CONTENT_TYPE
-        assert resp.data == response.format_body(movies("popular")).encode("utf-8")
+        assert resp.data == response.format_body(service.movies("popular")).encode("utf-8")
         assert resp.headers["X-Model-Version"] == "v1"
         assert resp.headers["X-Recommendation-Source"] == "cold_start"
-    assert counter("recsys_service_cold_start_answers_total") - before == 2
+    assert service.counter("recsys_service_cold_start_answers_total") - before == 2
 
 
 @pytest.mark.parametrize(
     "accept",
     ["application/json", "application/json, text/plain;q=0.5", "text/*;q=0.1, application/*"],
 )
-def test_accept_json_gets_the_same_list_as_json(
-    accept: str,
-    redis_client: redis.Redis,
-    redis_url: str,
-    make_client: Callable[..., FlaskClient],
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-) -> None:
-    publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-    client = make_client(redis_url=redis_url)
-    resp = client.get(f"/recommend/{KNOWN_USER}", headers={"Accept": accept})
+def test_accept_json_gets_the_same_list_as_json(accept: str, service: Any) -> None:
+    service.publish("v1", {KNOWN_USER: "known"}, "popular")
+    resp = service.client().get(f"/recommend/{KNOWN_USER}", headers={"Accept": accept})
     assert resp.status_code == 200
     assert resp.content_type == "application/json"
     assert resp.headers["Vary"] == "Accept"
     assert resp.headers["X-Model-Version"] == "v1"
     assert json.loads(resp.data) == {
         "user": KNOWN_USER,
-        "movies": movies("known"),
+        "movies": service.movies("known"),
         "version": "v1",
         "variant": "control",
         "source": "personal",
@@ -123,17 +95,11 @@ def test_accept_json_gets_the_same_list_as_json(
     "accept", [None, "*/*", "text/plain", "text/html", "application/json;q=0.1, text/plain"]
 )
 def test_anything_but_a_json_preference_gets_the_contract_text(
-    accept: str | None,
-    redis_client: redis.Redis,
-    redis_url: str,
-    make_client: Callable[..., FlaskClient],
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
+    accept: str | None, service: Any
 ) -> None:
-    bodies = publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-    client = make_client(redis_url=redis_url)
+    bodies = service.publish("v1", {KNOWN_USER: "known"}, "popular")
     headers = {"Accept": accept} if accept else {}
-    resp = client.get(f"/recommend/{KNOWN_USER}", headers=headers)
+    resp = service.client().get(f"/recommend/{KNOWN_USER}", headers=headers)
     assert resp.status_code == 200
     assert resp.content_type == response.CONTENT_TYPE
     assert resp.data == bodies[KNOWN_USER].encode()
@@ -160,53 +126,34 @@ def test_anything_but_a_json_preference_gets_the_contract_text(
         "%D9%A1%D9%A2",  # Arabic-Indic digits: str.isdigit() would say yes
     ],
 )
-def test_bad_userid_is_a_one_line_400(
-    userid: str, redis_url: str, make_client: Callable[..., FlaskClient]
-) -> None:
-    client = make_client(redis_url=redis_url)
-    resp = client.get(f"/recommend/{userid}")
+def test_bad_userid_is_a_one_line_400(userid: str, service: Any) -> None:
+    resp = service.client().get(f"/recommend/{userid}")
     assert assert_one_line_text(resp, 400) == BAD_USER_ID
 
 
-def test_healthz_answers_without_redis(
-    make_client: Callable[..., FlaskClient], unreachable_url: str
-) -> None:
-    client = make_client(redis_url=unreachable_url)
-    resp = client.get("/healthz")
+def test_healthz_answers_without_redis(service: Any, unreachable_url: str) -> None:
+    resp = service.client(redis_url=unreachable_url).get("/healthz")
     assert assert_one_line_text(resp, 200) == "ok"
 
 
-def test_readyz_needs_redis_and_an_active_version(
-    redis_client: redis.Redis,
-    redis_url: str,
-    make_client: Callable[..., FlaskClient],
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    unreachable_url: str,
-) -> None:
+def test_readyz_needs_redis_and_an_active_version(service: Any, unreachable_url: str) -> None:
     assert "redis unreachable" in assert_one_line_text(
-        make_client(redis_url=unreachable_url).get("/readyz"), 503
+        service.client(redis_url=unreachable_url).get("/readyz"), 503
     )
-    client = make_client(redis_url=redis_url)
+    client = service.client()
     assert "no active version" in assert_one_line_text(client.get("/readyz"), 503)
-    publish_lists(redis_client, "v1", {}, movies("popular"))
+    service.publish("v1", {}, "popular")
     assert assert_one_line_text(client.get("/readyz"), 200) == "ready: active version v1"
 
 
 @pytest.mark.parametrize("path", ["/nope", "/recommend/", "/recommend/1/2", "/recommend/1/"])
-def test_unknown_path_is_a_plain_404(
-    path: str, redis_url: str, make_client: Callable[..., FlaskClient]
-) -> None:
-    client = make_client(redis_url=redis_url)
-    assert "not found" in assert_one_line_text(client.get(path), 404)
+def test_unknown_path_is_a_plain_404(path: str, service: Any) -> None:
+    assert "not found" in assert_one_line_text(service.client().get(path), 404)
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
-def test_other_methods_are_a_plain_405_with_allow(
-    method: str, redis_url: str, make_client: Callable[..., FlaskClient]
-) -> None:
-    client = make_client(redis_url=redis_url)
-    resp = getattr(client, method)(f"/recommend/{KNOWN_USER}")
+def test_other_methods_are_a_plain_405_with_allow(method: str, service: Any) -> None:
+    resp = getattr(service.client(), method)(f"/recommend/{KNOWN_USER}")
     assert "method not allowed" in assert_one_line_text(resp, 405)
     assert "GET" in resp.headers["Allow"]
 

@@ -5,12 +5,10 @@ startup.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -93,18 +91,12 @@ def test_unusable_fallback_file_stops_the_service_at_startup(
         load_fallback(tmp_path / "missing.txt")
 
 
-def test_main_refuses_to_start_with_an_unusable_fallback(tmp_path: Path) -> None:
+def test_main_refuses_to_start_with_an_unusable_fallback(
+    tmp_path: Path, run_module: Callable[..., Any]
+) -> None:
     path = tmp_path / "bad.txt"
     path.write_text("only+one+1999\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "service"],
-        check=False,
-        cwd=ROOT,
-        env={**os.environ, "FALLBACK_PATH": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    out = run_module(["-m", "service"], {"FALLBACK_PATH": str(path)}, timeout=60)
     assert out.returncode != 0
     assert "FALLBACK_PATH" in out.stderr
     assert "Traceback" not in out.stderr

@@ -50,52 +50,42 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 # --- metrics across workers --------------------------------------------------------------
 
 
-def test_metrics_add_up_over_every_worker_dead_or_alive(
-    redis_client: redis.Redis,
-    redis_url: str,
-    tmp_path: Path,
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    scrape: Callable[[str], dict],
-    sample: Callable[..., float],
-    gunicorn: Callable[..., Any],
-) -> None:
+def test_metrics_add_up_over_every_worker_dead_or_alive(service: Any) -> None:
     """Requests go to three workers; then every one of them is replaced (SIGTERM), and more
     requests go to the new ones. /metrics, from whichever worker answers, counts them all."""
-    publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-    service = gunicorn(
-        {"REDIS_URL": redis_url, "WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "2"}, tmp_path
-    ).start()
+    service.publish("v1", {KNOWN_USER: "known"}, "popular")
+    served = service.gunicorn({"WEB_CONCURRENCY": "3", "GUNICORN_THREADS": "2"})
+    sample = service.sample
     sent: Counter = Counter()
 
     def send(round_: int) -> None:
         for i in range(30):  # a fresh connection each time, so the workers share them
             path = [f"/recommend/{KNOWN_USER}", f"/recommend/{UNKNOWN_USER}", "/recommend/x"][i % 3]
-            resp = requests.get(service.base + path, timeout=5)
+            resp = requests.get(served.base + path, timeout=5)
             sent[resp.status_code] += 1
             sent[("source", resp.headers.get("X-Recommendation-Source"))] += 1
         sent[("round", round_)] += 1
 
     try:
-        wait_for(lambda: len(service.workers()) == 3, 15, "three workers")
-        first = service.workers()
+        wait_for(lambda: len(served.workers()) == 3, 15, "three workers")
+        first = served.workers()
         send(1)
         for pid in first:  # graceful exit; the master forks a replacement for each
             os.kill(pid, signal.SIGTERM)
         wait_for(
-            lambda: len(service.workers()) == 3 and not service.workers() & first,
+            lambda: len(served.workers()) == 3 and not served.workers() & first,
             30,
             "three new workers",
         )
         send(2)
-        samples = scrape(requests.get(f"{service.base}/metrics", timeout=5).text)
+        samples = served.metrics()
         # The master made a fresh directory (no PROMETHEUS_MULTIPROC_DIR given) and said so.
-        said = re.search(r"metrics directory: (\S+)", service.stderr.read_text())
+        said = re.search(r"metrics directory: (\S+)", served.stderr.read_text())
         assert said, "gunicorn did not log its metrics directory"
         metrics_dir = Path(said.group(1))
         files = {p.name for p in metrics_dir.iterdir()}
     finally:
-        assert service.stop() == 0
+        assert served.stop() == 0
     assert not metrics_dir.exists()  # removed on exit, as it was made on start
 
     assert (
@@ -120,7 +110,7 @@ def test_metrics_add_up_over_every_worker_dead_or_alive(
     for pid in first:
         assert f"counter_{pid}.db" in files
         assert f"gauge_livemax_{pid}.db" not in files
-    log = service.stderr.read_text()
+    log = served.stderr.read_text()
     assert "Traceback" not in log
 
 
@@ -159,21 +149,14 @@ def hammer(base: str, users: list[int], stop: threading.Event, out: list[Reply])
 
 
 def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(
-    tmp_path: Path,
-    private_redis: Server,
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    assert_contract_body: Callable[[bytes], list[str]],
-    scrape: Callable[[str], dict],
-    sample: Callable[..., float],
-    gunicorn: Callable[..., Any],
+    service: Any, private_redis: Server
 ) -> None:
     server = private_redis
     url = f"redis://{LOOPBACK}:{server.port}/0"
     users = list(range(1, 51))
     own = redis.Redis.from_url(url)
-    publish_lists(own, "v1", {u: movies(f"one{u}") for u in users}, movies("pop1"))
-    service = gunicorn(
+    service.publish("v1", {u: f"one{u}" for u in users}, "pop1", to=own)
+    served = service.gunicorn(
         {
             "REDIS_URL": url,
             "WEB_CONCURRENCY": "2",
@@ -181,12 +164,12 @@ def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(
             "VERSION_REFRESH_SECONDS": "0.2",
             "REDIS_BREAKER_SECONDS": "0.2",
         },
-        tmp_path / "logs",
-    ).start()
+        service.log_dir / "logs",
+    )
     stop = threading.Event()
     replies: list[Reply] = []
     clients = [
-        threading.Thread(target=hammer, args=(service.base, [*users, 999_999], stop, replies))
+        threading.Thread(target=hammer, args=(served.base, [*users, 999_999], stop, replies))
         for _ in range(4)
     ]
     try:
@@ -197,22 +180,22 @@ def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(
         server.stop()  # SIGTERM: Redis closes every connection
         time.sleep(1.5)
         server.start()  # back, and empty (no persistence): precompute publishes again
-        publish_lists(own, "v2", {u: movies(f"two{u}") for u in users}, movies("pop2"))
+        service.publish("v2", {u: f"two{u}" for u in users}, "pop2", to=own)
         restarted_at = time.monotonic()
         time.sleep(2.0)
         stop.set()
         for client in clients:
             client.join(timeout=10)
-        samples = scrape(requests.get(f"{service.base}/metrics", timeout=5).text)
+        samples = served.metrics()
     finally:
         stop.set()
-        service.stop()
+        served.stop()
         own.close()
 
     assert len(replies) > 200, "the load run barely ran"
     assert Counter(r.status for r in replies) == Counter({200: len(replies)})
     for reply in replies:
-        assert_contract_body(reply.body)
+        service.assert_contract_body(reply.body)
     before = [r for r in replies if r.at < stopped_at]
     # Margins: a request that read Redis just before the stop may finish a little later;
     # after the restart, the breaker's probe and the routing refresh take 0.2 s each.
@@ -227,12 +210,12 @@ def test_redis_stopped_and_restarted_during_a_load_run_costs_no_answer(
     assert {r.version for r in after} == {"v2"}
 
     fallbacks = sum(
-        sample(samples, "recsys_service_fallbacks_total", cause=cause)
+        service.sample(samples, "recsys_service_fallbacks_total", cause=cause)
         for cause in ("redis_error", "redis_skipped", "no_active_version")
     )
     assert fallbacks >= len(during)
     assert sum(v for (name, _), v in samples.items() if name.startswith("recsys_service_redis_e"))
-    log = service.stderr.read_text()
+    log = served.stderr.read_text()
     assert "answering from fallback" in log
     assert "redis answers again" in log
     assert "Traceback" not in log
@@ -257,63 +240,41 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30) -> l
         consumer.close()
 
 
-def test_request_log_lines_reach_the_kafka_topic(
-    redis_client: redis.Redis,
-    redis_url: str,
-    bootstrap: str,
-    topic: str,
-    tmp_path: Path,
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    scrape: Callable[[str], dict],
-    sample: Callable[..., float],
-    gunicorn: Callable[..., Any],
-) -> None:
-    bodies = publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-    service = gunicorn(
-        {
-            "REDIS_URL": redis_url,
-            "REQUEST_LOG_KAFKA_BOOTSTRAP": bootstrap,
-            "REQUEST_LOG_KAFKA_TOPIC": topic,
-        },
-        tmp_path,
-    ).start()
+def test_request_log_lines_reach_the_kafka_topic(service: Any, bootstrap: str, topic: str) -> None:
+    bodies = service.publish("v1", {KNOWN_USER: "known"}, "popular")
+    served = service.gunicorn(
+        {"REQUEST_LOG_KAFKA_BOOTSTRAP": bootstrap, "REQUEST_LOG_KAFKA_TOPIC": topic}
+    )
     users = [KNOWN_USER, UNKNOWN_USER] * 10
     try:
         with requests.Session() as http:
             for user in users:
-                assert http.get(f"{service.base}/recommend/{user}", timeout=5).status_code == 200
+                assert http.get(f"{served.base}/recommend/{user}", timeout=5).status_code == 200
         records = read_topic(bootstrap, topic, len(users))
 
         def all_acknowledged() -> bool:
-            text = requests.get(f"{service.base}/metrics", timeout=5).text
-            return sample(scrape(text), "recsys_service_request_log_sent_total") == len(users)
+            sent = service.sample(served.metrics(), "recsys_service_request_log_sent_total")
+            return sent == len(users)
 
         wait_for(all_acknowledged, 10, "every line acknowledged by the broker")
     finally:
-        assert service.stop() == 0
+        assert served.stop() == 0
     lines = [json.loads(r.value) for r in records]
     assert sorted(line["user"] for line in lines) == sorted(users)
     assert {r.key for r in records} == {str(KNOWN_USER).encode(), str(UNKNOWN_USER).encode()}
     known = next(line for line in lines if line["user"] == KNOWN_USER)
     assert known["result"] == bodies[KNOWN_USER]
     assert known["status"] == 200
-    stdout = [json.loads(line) for line in service.stdout.read_text().splitlines()]
+    stdout = [json.loads(line) for line in served.stdout.read_text().splitlines()]
     assert sorted(lines, key=json.dumps) == sorted(stdout, key=json.dumps)  # the same lines
 
 
-def test_unreachable_kafka_never_slows_or_fails_a_request(
-    redis_client: redis.Redis,
-    redis_url: str,
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    counter: Callable[..., float],
-) -> None:
-    publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+def test_unreachable_kafka_never_slows_or_fails_a_request(service: Any) -> None:
+    service.publish("v1", {KNOWN_USER: "known"}, "popular")
     sink = KafkaSink(f"{LOOPBACK}:{free_port()}", "nowhere", queue_size=5)
-    app = create_app(Settings(redis_url=redis_url), request_log=RequestLog(None, sink))
+    app = create_app(Settings(redis_url=service.url), request_log=RequestLog(None, sink))
     client = app.test_client()
-    dropped_before = counter("recsys_service_request_log_dropped_total", cause="queue_full")
+    dropped_before = service.counter("recsys_service_request_log_dropped_total", cause="queue_full")
     try:
         started = time.monotonic()
         statuses = [client.get(f"/recommend/{KNOWN_USER}").status_code for _ in range(50)]
@@ -325,6 +286,6 @@ def test_unreachable_kafka_never_slows_or_fails_a_request(
         app.extensions[STORE_KEY].close()
     assert statuses == [200] * 50
     assert elapsed < 2.0  # a blocking producer would wait seconds per request
-    dropped = counter("recsys_service_request_log_dropped_total", cause="queue_full")
+    dropped = service.counter("recsys_service_request_log_dropped_total", cause="queue_full")
     assert dropped - dropped_before >= 50 - 5 - 1  # all but the queue and the one in hand
     assert closed_in < 3.0

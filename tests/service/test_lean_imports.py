@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,7 +68,9 @@ def test_requirements_pin_exactly_the_lean_set() -> None:
     )
 
 
-def test_importing_the_service_pulls_in_no_pipeline_package() -> None:
+def test_importing_the_service_pulls_in_no_pipeline_package(
+    run_module: Callable[..., Any],
+) -> None:
     """And precompute can import ``contracts.rediskeys`` without Flask or redis."""
     modules = ", ".join(f"service.{m}" for m in SERVICE_MODULES if m != "gunicorn.conf")
     code = f"""
@@ -78,9 +81,7 @@ light = sorted(m for m in sys.modules if m.split('.')[0] in {{'flask', 'redis', 
 import {modules}
 print(json.dumps({{'light': light, 'top': sorted({{m.split('.')[0] for m in sys.modules}})}}))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
-    )
+    out = run_module(["-c", code], check=True)
     found = json.loads(out.stdout)
     assert found["light"] == []
     heavy = {"numpy", "pandas", "airflow", "torch", "surprise", "kafka", "sqlalchemy", "scipy"}

@@ -4,41 +4,26 @@ plain-error worker, and checking its configuration without serving."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 
 from contracts import response
 from contracts.userid import BAD_USER_ID
 from service.worker import TOO_LONG
 
-ROOT = Path(__file__).resolve().parents[2]
 KNOWN_USER = 220358
 UNKNOWN_USER = 999_999
 
 
-def test_python_m_service_serves_under_gunicorn(
-    redis_client: redis.Redis,
-    redis_url: str,
-    tmp_path: Path,
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    gunicorn: Callable[..., Any],
-) -> None:
-    bodies = publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
-    service = gunicorn(
-        {"REDIS_URL": redis_url, "WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"}, tmp_path
-    ).start()
+def test_python_m_service_serves_under_gunicorn(service: Any) -> None:
+    bodies = service.publish("v1", {KNOWN_USER: "known"}, "popular")
+    served = service.gunicorn({"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2"})
     try:
         with requests.Session() as http:
-            known = http.get(f"{service.base}/recommend/{KNOWN_USER}", timeout=5)
+            known = http.get(f"{served.base}/recommend/{KNOWN_USER}", timeout=5)
             assert known.status_code == 200
             assert known.headers["Content-Type"] == response.CONTENT_TYPE
             assert known.content == bodies[KNOWN_USER].encode("utf-8")
@@ -47,73 +32,59 @@ def test_python_m_service_serves_under_gunicorn(
             assert known.headers["X-AB-Variant"] == "control"
 
             as_json = http.get(
-                f"{service.base}/recommend/{KNOWN_USER}",
+                f"{served.base}/recommend/{KNOWN_USER}",
                 headers={"Accept": "application/json"},
                 timeout=5,
             )
-            assert as_json.json()["movies"] == movies("known")
+            assert as_json.json()["movies"] == service.movies("known")
 
-            unknown = http.get(f"{service.base}/recommend/{UNKNOWN_USER}", timeout=5)
+            unknown = http.get(f"{served.base}/recommend/{UNKNOWN_USER}", timeout=5)
             assert unknown.status_code == 200
-            assert unknown.content == response.format_body(movies("popular")).encode()
+            assert unknown.content == response.format_body(service.movies("popular")).encode()
             assert unknown.headers["X-Recommendation-Source"] == "cold_start"
 
-            bad = http.get(f"{service.base}/recommend/01", timeout=5)
+            bad = http.get(f"{served.base}/recommend/01", timeout=5)
             assert bad.status_code == 400
             assert bad.text == BAD_USER_ID
             # Past gunicorn's request-line limit the app never sees it: still a one-line 400,
             # not gunicorn's HTML 414 page.
-            huge = http.get(f"{service.base}/recommend/{'9' * 5000}", timeout=5)
+            huge = http.get(f"{served.base}/recommend/{'9' * 5000}", timeout=5)
             assert huge.status_code == 400
             assert huge.headers["Content-Type"] == response.CONTENT_TYPE
             assert huge.content == TOO_LONG and b"\n" not in huge.content
 
-            health = http.get(f"{service.base}/healthz", timeout=5)
+            health = http.get(f"{served.base}/healthz", timeout=5)
             assert (health.status_code, health.text) == (200, "ok")
-            ready = http.get(f"{service.base}/readyz", timeout=5)
+            ready = http.get(f"{served.base}/readyz", timeout=5)
             assert (ready.status_code, ready.text) == (200, "ready: active version v1")
-            spec = http.get(f"{service.base}/openapi.json", timeout=5)
+            spec = http.get(f"{served.base}/openapi.json", timeout=5)
             assert spec.json()["paths"]["/recommend/{userid}"]["get"]["operationId"]
 
         deadline = time.monotonic() + 15
-        while service.stderr.read_text().count("Booting worker") < 2:
+        while served.stderr.read_text().count("Booting worker") < 2:
             assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:
-        returncode = service.stop()
-    log_text = service.stderr.read_text()
+        returncode = served.stop()
+    log_text = served.stderr.read_text()
     assert returncode == 0, log_text
     assert "Using worker: service.worker.PlainErrorThreadWorker" in log_text
     assert log_text.count("Booting worker") == 2
     assert "Traceback" not in log_text
     assert "Control socket" not in log_text
-    lines = [json.loads(line) for line in service.stdout.read_text().splitlines()]
+    lines = [json.loads(line) for line in served.stdout.read_text().splitlines()]
     assert [line["user"] for line in lines] == [KNOWN_USER, KNOWN_USER, UNKNOWN_USER, None]
-    assert "GET /recommend" not in service.stdout.read_text()  # no access log
+    assert "GET /recommend" not in served.stdout.read_text()  # no access log
 
 
-def test_main_checks_config_and_rejects_bad_variables(unreachable_url: str) -> None:
+def test_main_checks_config_and_rejects_bad_variables(
+    unreachable_url: str, run_module: Callable[..., Any]
+) -> None:
     """``--check-config`` loads gunicorn.conf.py and the app factory without serving."""
-    env = {**os.environ, "REDIS_URL": unreachable_url}
-    ok = subprocess.run(
-        [sys.executable, "-m", "service", "--check-config"],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {"REDIS_URL": unreachable_url}
+    ok = run_module(["-m", "service", "--check-config"], env, timeout=60)
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "service"],
-        check=False,
-        cwd=ROOT,
-        env={**env, "WEB_CONCURRENCY": "zero"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad = run_module(["-m", "service"], {**env, "WEB_CONCURRENCY": "zero"}, timeout=60)
     assert bad.returncode != 0
     assert "WEB_CONCURRENCY" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime
-
-import redis
+from typing import Any
 
 from contracts import response
 from service.app import create_app
@@ -20,15 +18,10 @@ KNOWN_USER = 220358
 UNKNOWN_USER = 999_999
 
 
-def test_request_log_writes_one_json_line_per_request(
-    redis_client: redis.Redis,
-    redis_url: str,
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-) -> None:
-    bodies = publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+def test_request_log_writes_one_json_line_per_request(service: Any) -> None:
+    bodies = service.publish("v1", {KNOWN_USER: "known"}, "popular")
     read_end, write_end = os.pipe()
-    store = RecommendationStore.from_settings(Settings(redis_url=redis_url))
+    store = RecommendationStore.from_settings(Settings(redis_url=service.url))
     app = create_app(store=store, request_log=RequestLog(write_end))
     client = app.test_client()
     try:
@@ -49,7 +42,7 @@ def test_request_log_writes_one_json_line_per_request(
     assert known["result"] == bodies[KNOWN_USER]  # JSON-escaped on the wire, same text
     assert (known["variant"], known["version"], known["source"]) == ("control", "v1", "personal")
     assert unknown["source"] == "cold_start"
-    assert unknown["result"] == response.format_body(movies("popular"))
+    assert unknown["result"] == response.format_body(service.movies("popular"))
     assert bad["result"] == ""
     assert "variant" not in bad
     for record in records:
@@ -59,23 +52,19 @@ def test_request_log_writes_one_json_line_per_request(
         assert abs((datetime.now(UTC) - logged_at).total_seconds()) < 60
 
 
-def test_request_log_write_errors_are_counted_not_raised(
-    redis_client: redis.Redis,
-    redis_url: str,
-    publish_lists: Callable[..., dict[int, str]],
-    movies: Callable[..., list[str]],
-    counter: Callable[..., float],
-) -> None:
-    publish_lists(redis_client, "v1", {KNOWN_USER: movies("known")}, movies("popular"))
+def test_request_log_write_errors_are_counted_not_raised(service: Any) -> None:
+    service.publish("v1", {KNOWN_USER: "known"}, "popular")
     read_end, write_end = os.pipe()
     os.close(read_end)  # writing now fails with EPIPE
-    store = RecommendationStore.from_settings(Settings(redis_url=redis_url))
+    store = RecommendationStore.from_settings(Settings(redis_url=service.url))
     app = create_app(store=store, request_log=RequestLog(write_end))
-    before = counter("recsys_service_request_log_dropped_total", cause="stdout_error")
+    before = service.counter("recsys_service_request_log_dropped_total", cause="stdout_error")
     try:
         resp = app.test_client().get(f"/recommend/{KNOWN_USER}")
     finally:
         store.close()
         os.close(write_end)
     assert resp.status_code == 200
-    assert counter("recsys_service_request_log_dropped_total", cause="stdout_error") > before
+    assert service.counter("recsys_service_request_log_dropped_total", cause="stdout_error") > (
+        before
+    )

@@ -3,9 +3,9 @@ refusing the environment, and ``python -m service --help`` listing the variables
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -104,15 +104,8 @@ def test_settings_from_env_parses_and_rejects() -> None:
             Settings.from_env({name: value})
 
 
-def test_main_help_prints_the_variables() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "service", "--help"],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+def test_main_help_prints_the_variables(run_module: Callable[..., Any]) -> None:
+    out = run_module(["-m", "service", "--help"], timeout=30)
     assert out.returncode == 0
     for name, _ in DOCUMENTED_DEFAULTS:
         assert name in out.stdout

@@ -88,6 +88,26 @@ def test_elsewhere_periodic_log_lines(caplog: pytest.LogCaptureFixture) -> None:
     assert stream.getvalue() == ""  # no bar where there is no terminal
 
 
+def test_resumed_work_counts_from_where_it_resumed_and_idle_says_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A consumer resuming at 1,000 of 2,000 journaled events: shown as done, not as speed;
+    once caught up and idle, no more lines."""
+    caplog.set_level(logging.INFO, logger=log.name)
+    progress = Progress("consume", unit="events", log=log, stream=io.StringIO(), every=0)
+    progress.rebase(1000, 2000)
+    progress.update(1500)
+    progress.update(1500)  # nothing new
+    progress.update(1500)
+    progress.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2
+    assert lines[0].startswith("consume: 1,500 of 2,000 events (75%), ")
+    assert "about" in lines[0]  # time left
+    assert lines[1].startswith("consume: 1,500 of 2,000 events (75%), ")
+    assert "done in" in lines[1]
+
+
 def test_short_work_elsewhere_stays_quiet(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger=log.name)
     with Progress("quick", 10, log=log, stream=io.StringIO()) as progress:
