@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -120,16 +120,24 @@ def page_websocket(port: int, timeout: float = 30.0) -> str:
     raise ServerError(f"chromium opened no page in {timeout:.0f}s")
 
 
-def capture(url: str, token: str, page: str, nodes: int, *, out: Path, profile: Path) -> None:
-    """``page`` in the graph view, logged in with ``token``, details panel folded away, as a
-    PNG once ``nodes`` task nodes are drawn. ``profile``: a fresh directory for the browser."""
+@contextlib.contextmanager
+def browser_page(
+    profile: Path,
+    viewport: tuple[int, int],
+    *,
+    scale: float = 1,
+    on_event: Callable[[dict], None] | None = None,
+) -> Iterator[DevTools]:
+    """Headless Chromium with a fresh ``profile`` directory, its page's DevTools with the
+    ``viewport`` (CSS pixels, ``scale`` device pixels each) set; stopped on leaving."""
     from websockets.sync.client import connect
 
     port = free_port()
     shutil.rmtree(profile, ignore_errors=True)
     argv = [
         chromium_binary(),
-        *CHROMIUM_FLAGS,
+        *(flag for flag in CHROMIUM_FLAGS if not flag.startswith("--window-size")),
+        f"--window-size={viewport[0]},{viewport[1]}",
         f"--user-data-dir={profile}",
         f"--remote-debugging-port={port}",
         "about:blank",
@@ -140,29 +148,36 @@ def capture(url: str, token: str, page: str, nodes: int, *, out: Path, profile: 
     try:
         wait_for_port(port, timeout=30)
         with connect(page_websocket(port), max_size=None) as socket:
-            tools = DevTools(socket)
-            width, height = VIEWPORT
+            tools = DevTools(socket, on_event=on_event)
+            width, height = viewport
             tools.call(
                 "Emulation.setDeviceMetricsOverride",
                 width=width,
                 height=height,
-                deviceScaleFactor=SCALE,
+                deviceScaleFactor=scale,
                 mobile=False,
             )
-            tools.call("Network.setCookie", name="_token", value=token, url=f"{url}/")
-            tools.call("Page.navigate", url=f"{url}/")
-            tools.wait_for("document.readyState === 'complete'")
-            tools.evaluate("localStorage.setItem('default_dag_view', JSON.stringify('graph'))")
-            tools.call("Page.navigate", url=page)
-            tools.wait_for(f"document.querySelectorAll('.react-flow__node').length >= {nodes}")
-            tools.click("Collapse Details Panel")
-            tools.click("Fit View")
-            shot = tools.call("Page.captureScreenshot", format="png")
-        out.write_bytes(base64.b64decode(shot["data"]))
+            yield tools
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(browser.pid, signal.SIGTERM)
         browser.wait(timeout=30)
+
+
+def capture(url: str, token: str, page: str, nodes: int, *, out: Path, profile: Path) -> None:
+    """``page`` in the graph view, logged in with ``token``, details panel folded away, as a
+    PNG once ``nodes`` task nodes are drawn. ``profile``: a fresh directory for the browser."""
+    with browser_page(profile, VIEWPORT, scale=SCALE) as tools:
+        tools.call("Network.setCookie", name="_token", value=token, url=f"{url}/")
+        tools.call("Page.navigate", url=f"{url}/")
+        tools.wait_for("document.readyState === 'complete'")
+        tools.evaluate("localStorage.setItem('default_dag_view', JSON.stringify('graph'))")
+        tools.call("Page.navigate", url=page)
+        tools.wait_for(f"document.querySelectorAll('.react-flow__node').length >= {nodes}")
+        tools.click("Collapse Details Panel")
+        tools.click("Fit View")
+        shot = tools.call("Page.captureScreenshot", format="png")
+    out.write_bytes(base64.b64decode(shot["data"]))
 
 
 def main(argv: list[str] | None = None) -> int:

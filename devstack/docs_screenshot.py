@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack import lifecycle
-from devstack.airflow_screenshot import CHROMIUM_FLAGS, DevTools, chromium_binary, page_websocket
-from devstack.servers import LOOPBACK, Server, free_port, redis_server, wait_for_port
+from devstack.airflow_screenshot import browser_page
+from devstack.servers import LOOPBACK, Server, free_port, redis_server
 
 REPO = Path(__file__).resolve().parent.parent
 VIEWPORT = (1200, 1340)  # CSS pixels: the operation list, one operation open with its answer
@@ -52,78 +49,48 @@ def visit_docs(base: str, user: int, *, profile: Path, out: Path | None = None) 
     """Open ``base``/docs in headless Chromium, try ``/recommend/{userid}`` for ``user``,
     and return what the page showed; with ``out``, also save the page there as a PNG.
     ``profile``: a fresh directory for the browser."""
-    from websockets.sync.client import connect
-
-    port = free_port()
-    shutil.rmtree(profile, ignore_errors=True)
-    argv = [
-        chromium_binary(),
-        *(flag for flag in CHROMIUM_FLAGS if not flag.startswith("--window-size")),
-        f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}",
-        f"--user-data-dir={profile}",
-        f"--remote-debugging-port={port}",
-        "about:blank",
-    ]
     requested: list[str] = []
 
     def record(event: dict) -> None:
         if event["method"] == "Network.requestWillBeSent":
             requested.append(event["params"]["request"]["url"])
 
-    browser = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        wait_for_port(port, timeout=30)
-        with connect(page_websocket(port), max_size=None) as socket:
-            tools = DevTools(socket, on_event=record)
-            width, height = VIEWPORT
-            tools.call(
-                "Emulation.setDeviceMetricsOverride",
-                width=width,
-                height=height,
-                deviceScaleFactor=1,
-                mobile=False,
-            )
-            tools.call("Network.enable")
-            tools.call("Page.navigate", url=f"{base}/docs")
-            summary = f'.opblock-summary-path[data-path="{OPERATION}"]'
-            tools.wait_for(f"document.querySelector({_js(summary)})", DRAW_TIMEOUT)
-            operations = tools.evaluate(
-                "[...document.querySelectorAll('.opblock-summary-path')]"
-                ".map(e => e.getAttribute('data-path'))"
-            )
-            block = "#operations-default-recommend"
-            control = f"{block} .opblock-summary-control"
-            tools.evaluate(f"document.querySelector({_js(control)}).click()")
-            try_out = f"{block} .try-out__btn"
-            tools.wait_for(f"document.querySelector({_js(try_out)})", DRAW_TIMEOUT)
-            tools.evaluate(f"document.querySelector({_js(try_out)}).click()")
-            field_ = f"{block} .parameters input"
-            tools.wait_for(f"document.querySelector({_js(field_)})", DRAW_TIMEOUT)
-            tools.evaluate(f"document.querySelector({_js(field_)}).focus()")
-            tools.call("Input.insertText", text=str(user))  # typed, as React wants it
-            tools.wait_for(f"document.querySelector({_js(field_)}).value === '{user}'")
-            # The field reports its value after a pause in typing, or at once when left.
-            tools.evaluate(f"document.querySelector({_js(field_)}).blur()")
-            execute = f"{block} .execute"
-            tools.wait_for(f"document.querySelector({_js(execute)})", DRAW_TIMEOUT)
-            tools.evaluate(f"document.querySelector({_js(execute)}).click()")
-            body = f"{block} .live-responses-table .response-col_description pre"
-            tools.wait_for(
-                f"document.querySelector({_js(body)}) && "
-                f"document.querySelector({_js(body)}).innerText.length > 0",
-                DRAW_TIMEOUT,
-            )
-            answer = tools.evaluate(f"document.querySelector({_js(body)}).innerText")
-            if out is not None:
-                tools.evaluate("window.scrollTo(0, 0)")
-                shot = tools.call("Page.captureScreenshot", format="png")
-                out.write_bytes(base64.b64decode(shot["data"]))
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(browser.pid, signal.SIGTERM)
-        browser.wait(timeout=30)
+    with browser_page(profile, VIEWPORT, on_event=record) as tools:
+        tools.call("Network.enable")
+        tools.call("Page.navigate", url=f"{base}/docs")
+        summary = f'.opblock-summary-path[data-path="{OPERATION}"]'
+        tools.wait_for(f"document.querySelector({_js(summary)})", DRAW_TIMEOUT)
+        operations = tools.evaluate(
+            "[...document.querySelectorAll('.opblock-summary-path')]"
+            ".map(e => e.getAttribute('data-path'))"
+        )
+        block = "#operations-default-recommend"
+        control = f"{block} .opblock-summary-control"
+        tools.evaluate(f"document.querySelector({_js(control)}).click()")
+        try_out = f"{block} .try-out__btn"
+        tools.wait_for(f"document.querySelector({_js(try_out)})", DRAW_TIMEOUT)
+        tools.evaluate(f"document.querySelector({_js(try_out)}).click()")
+        field_ = f"{block} .parameters input"
+        tools.wait_for(f"document.querySelector({_js(field_)})", DRAW_TIMEOUT)
+        tools.evaluate(f"document.querySelector({_js(field_)}).focus()")
+        tools.call("Input.insertText", text=str(user))  # typed, as React wants it
+        tools.wait_for(f"document.querySelector({_js(field_)}).value === '{user}'")
+        # The field reports its value after a pause in typing, or at once when left.
+        tools.evaluate(f"document.querySelector({_js(field_)}).blur()")
+        execute = f"{block} .execute"
+        tools.wait_for(f"document.querySelector({_js(execute)})", DRAW_TIMEOUT)
+        tools.evaluate(f"document.querySelector({_js(execute)}).click()")
+        body = f"{block} .live-responses-table .response-col_description pre"
+        tools.wait_for(
+            f"document.querySelector({_js(body)}) && "
+            f"document.querySelector({_js(body)}).innerText.length > 0",
+            DRAW_TIMEOUT,
+        )
+        answer = tools.evaluate(f"document.querySelector({_js(body)}).innerText")
+        if out is not None:
+            tools.evaluate("window.scrollTo(0, 0)")
+            shot = tools.call("Page.captureScreenshot", format="png")
+            out.write_bytes(base64.b64decode(shot["data"]))
     return DocsVisit(operations, answer, requested)
 
 

@@ -25,16 +25,14 @@ memory one 27k x 27k float32 matrix (2.7 GiB) plus the data: 3.65 GiB measured.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
 
-from training.algorithm import Algorithm
 from training.factors import FactorModel
 from training.interactions import Interactions
-from training.settings import Settings
-from training.weighting import Weighting, history_matrix
+from training.weighting import HistoryModel, history_matrix
 
 # Users per sparse product when summing the Gram matrix: as many as produce at most this many
 # (movie, movie) pairs (the sum of their squared history lengths), so that one block's
@@ -43,8 +41,14 @@ GRAM_BLOCK_PAIRS = 50_000_000
 SVD_OVERSAMPLE, SVD_POWER_ITERATIONS = 20, 6
 
 
-class EASE(Algorithm):
+class EASE(HistoryModel):
     name = "ease"
+    settings_prefix = "ease"
+    knobs: ClassVar[dict[str, str]] = {
+        "lam": "ease_lambda",
+        "pop_exponent": "ease_pop_exponent",
+        "rank": "ease_rank",
+    }
 
     def __init__(
         self,
@@ -52,39 +56,14 @@ class EASE(Algorithm):
         lam: float = 500.0,
         pop_exponent: float = 0.0,
         rank: int = 128,
-        value: str = "binary",
-        recency: str = "none",
-        tau: float = 1.0,
-        floor: float = 0.0,
-        seed: int = 42,
-    ):
+        **history: Any,
+    ) -> None:
+        """``history``: the weighting's ``value``, ``recency``, ``tau``, ``floor`` and the
+        ``seed`` (``training.weighting.HistoryModel``)."""
+        super().__init__(**history)
         self.lam = lam
         self.pop_exponent = pop_exponent
         self.rank = rank
-        self.weighting = Weighting(value, recency, tau, floor)
-        self.seed = seed
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> EASE:
-        return cls(
-            lam=settings.ease_lambda,
-            pop_exponent=settings.ease_pop_exponent,
-            rank=settings.ease_rank,
-            value=settings.ease_value,
-            recency=settings.ease_recency,
-            tau=settings.ease_recency_tau,
-            floor=settings.ease_recency_floor,
-            seed=settings.seed,
-        )
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "lam": self.lam,
-            "pop_exponent": self.pop_exponent,
-            "rank": self.rank,
-            **self.weighting.params(),
-            "seed": self.seed,
-        }
 
     def item_matrix(self, data: Interactions) -> np.ndarray:
         """``B diag(popularity^-e)``, float32 [movies, movies]."""

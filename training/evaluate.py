@@ -32,6 +32,7 @@ import numpy as np
 from training.algorithm import Algorithm
 from training.factors import FactorModel
 from training.history import History
+from training.interactions import Interactions
 from training.ranking import RankingMetrics, rating_errors
 from training.settings import Settings
 from training.split import GlobalSplit, TemporalSplit, global_split, temporal_split
@@ -81,11 +82,17 @@ def evaluate_model(
 
 
 def fit_and_evaluate(
-    algorithm: Algorithm, split: TemporalSplit, k: int, seed: int = 0
+    algorithm: Algorithm,
+    split: TemporalSplit,
+    k: int,
+    seed: int = 0,
+    *,
+    train: Interactions | None = None,
 ) -> dict[str, float]:
-    """Fit on the split's training part, evaluate, and add the fit time."""
+    """Fit on ``train`` (default: the split's training part), evaluate, and add the fit
+    time."""
     started = time.perf_counter()
-    model = algorithm.fit(split.train)
+    model = algorithm.fit(split.train if train is None else train)
     fit_seconds = time.perf_counter() - started
     result = evaluate_model(model, split, k, seed)
     result["fit_seconds"] = round(fit_seconds, 3)
@@ -165,13 +172,7 @@ def fit_and_evaluate_global(
     answer: users it has no factors for, the cold-start users included, get popularity
     over the snapshot, their history (if any) excluded, which is the cold-start list for
     a user with none."""
-    started = time.perf_counter()
-    model = algorithm.fit(split.snapshot)
-    fit_seconds = time.perf_counter() - started
-    result = evaluate_model(model, split, k, seed)
-    result["fit_seconds"] = round(fit_seconds, 3)
-    log.info("%s: ndcg@%d %.4f (fit %.1fs)", algorithm.name, k, result[f"ndcg@{k}"], fit_seconds)
-    return result
+    return fit_and_evaluate(algorithm, split, k, seed, train=split.snapshot)
 
 
 def global_leaderboard(
@@ -316,13 +317,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
-    if args.ratings:
-        history = History.from_movielens(args.ratings)
-    else:
-        from ingest.snapshot import open_store
+    return run(load_history(args, settings), args, settings)
 
-        history = History.from_snapshot(open_store(settings.data_dir).load(args.snapshot or None))
-    return run(history, args, settings)
+
+def load_history(args: argparse.Namespace, settings: Settings) -> History:
+    """The history ``--ratings FILE`` or ``--snapshot [ID]`` names."""
+    if args.ratings:
+        return History.from_movielens(args.ratings)
+    from ingest.snapshot import open_store
+
+    return History.from_snapshot(open_store(settings.data_dir).load(args.snapshot or None))
 
 
 def run(history: History, args: argparse.Namespace, settings: Settings) -> int:

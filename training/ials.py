@@ -18,22 +18,27 @@ offered for comparison, not among the DAG's default candidates.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
 
-from training.algorithm import Algorithm
 from training.factors import FactorModel
 from training.interactions import Interactions
-from training.settings import Settings
-from training.weighting import Weighting, history_matrix
+from training.weighting import HistoryModel, history_matrix
 
 FOLD_IN_BLOCK = 2**24  # entries of the per-movie outer products summed at once (128 MiB)
 
 
-class IALS(Algorithm):
+class IALS(HistoryModel):
     name = "ials"
+    settings_prefix = "ials"
+    knobs: ClassVar[dict[str, str]] = {
+        "factors": "ials_factors",
+        "regularization": "ials_regularization",
+        "alpha": "ials_alpha",
+        "iterations": "ials_iterations",
+    }
 
     def __init__(
         self,
@@ -42,42 +47,15 @@ class IALS(Algorithm):
         regularization: float = 0.05,
         alpha: float = 10.0,
         iterations: int = 15,
-        value: str = "binary",
-        recency: str = "none",
-        tau: float = 1.0,
-        floor: float = 0.0,
-        seed: int = 42,
-    ):
+        **history: Any,
+    ) -> None:
+        """``history``: the weighting's ``value``, ``recency``, ``tau``, ``floor`` and the
+        ``seed`` (``training.weighting.HistoryModel``)."""
+        super().__init__(**history)
         self.factors = factors
         self.regularization = regularization
         self.alpha = alpha
         self.iterations = iterations
-        self.weighting = Weighting(value, recency, tau, floor)
-        self.seed = seed
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> IALS:
-        return cls(
-            factors=settings.ials_factors,
-            regularization=settings.ials_regularization,
-            alpha=settings.ials_alpha,
-            iterations=settings.ials_iterations,
-            value=settings.ials_value,
-            recency=settings.ials_recency,
-            tau=settings.ials_recency_tau,
-            floor=settings.ials_recency_floor,
-            seed=settings.seed,
-        )
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "factors": self.factors,
-            "regularization": self.regularization,
-            "alpha": self.alpha,
-            "iterations": self.iterations,
-            **self.weighting.params(),
-            "seed": self.seed,
-        }
 
     def fit(self, data: Interactions) -> FactorModel:
         from implicit.cpu.als import AlternatingLeastSquares

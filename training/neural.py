@@ -31,17 +31,16 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from scipy import sparse
 
 from ingest.progress import Progress
-from training.algorithm import Algorithm
 from training.factors import FactorModel
 from training.interactions import Interactions
 from training.settings import Settings
-from training.weighting import Weighting, history_matrix
+from training.weighting import HistoryModel, history_matrix
 
 if TYPE_CHECKING:
     import torch
@@ -73,8 +72,18 @@ def resolve_device(name: str) -> str:
     return name
 
 
-class MultDAE(Algorithm):
+class MultDAE(HistoryModel):
     name = "multdae"
+    settings_prefix = "neural"
+    knobs: ClassVar[dict[str, str]] = {
+        "hidden": "neural_hidden",
+        "epochs": "neural_epochs",
+        "batch_size": "neural_batch",
+        "lr": "neural_lr",
+        "dropout": "neural_dropout",
+        "weight_decay": "neural_weight_decay",
+        "max_train_users": "neural_train_users",
+    }
 
     def __init__(
         self,
@@ -86,13 +95,12 @@ class MultDAE(Algorithm):
         dropout: float = 0.5,
         weight_decay: float = 0.0,
         max_train_users: int = 200_000,
-        seed: int = 42,
         device: str = "auto",
-        value: str = "binary",
-        recency: str = "none",
-        tau: float = 1.0,
-        floor: float = 0.0,
-    ):
+        **history: Any,
+    ) -> None:
+        """``history``: the input weighting's ``value``, ``recency``, ``tau``, ``floor`` and
+        the ``seed`` (``training.weighting.HistoryModel``)."""
+        super().__init__(**history)
         self.hidden = hidden
         self.epochs = epochs
         self.batch_size = batch_size
@@ -100,48 +108,21 @@ class MultDAE(Algorithm):
         self.dropout = dropout
         self.weight_decay = weight_decay
         self.max_train_users = max_train_users
-        self.seed = seed
         self.device = device
-        self.weighting = Weighting(value, recency, tau, floor)
         self.epoch_seconds: list[float] = []  # filled by fit(), for benchmarks and logs
         self.embed_seconds = 0.0  # the final encoder pass over every user
         self.batch_used = 0
         self.threads_used = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> MultDAE:
-        return cls(
-            hidden=settings.neural_hidden,
-            epochs=settings.neural_epochs,
-            batch_size=settings.neural_batch,
-            lr=settings.neural_lr,
-            dropout=settings.neural_dropout,
-            weight_decay=settings.neural_weight_decay,
-            max_train_users=settings.neural_train_users,
-            seed=settings.seed,
-            device=settings.neural_device,
-            value=settings.neural_value,
-            recency=settings.neural_recency,
-            tau=settings.neural_recency_tau,
-            floor=settings.neural_recency_floor,
-        )
+    def own_settings(cls, settings: Settings) -> dict[str, Any]:
+        """The knobs, and where to train: the device is the settings' call, not a
+        hyper-parameter (``params`` leaves it out)."""
+        return {**super().own_settings(settings), "device": settings.neural_device}
 
     @classmethod
     def from_params(cls, params: dict[str, Any], settings: Settings) -> MultDAE:
         return cls(**params, device=settings.neural_device)
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "hidden": self.hidden,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "lr": self.lr,
-            "dropout": self.dropout,
-            "weight_decay": self.weight_decay,
-            "max_train_users": self.max_train_users,
-            "seed": self.seed,
-            **self.weighting.params(),
-        }
 
     def fit(self, data: Interactions) -> FactorModel:
         import torch

@@ -18,56 +18,36 @@ movies (the prototype's measurement, docs/MODELS.md), memory the matrix plus ``V
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy import sparse
 
-from training.algorithm import Algorithm
 from training.factors import FactorModel
 from training.interactions import Interactions
-from training.settings import Settings
-from training.weighting import Weighting, history_matrix
+from training.weighting import HistoryModel, history_matrix
 
 
-class PureSVD(Algorithm):
+class PureSVD(HistoryModel):
     name = "puresvd"
+    settings_prefix = "puresvd"
+    knobs: ClassVar[dict[str, str]] = {
+        "factors": "puresvd_factors",
+        "pop_norm": "puresvd_pop_norm",
+    }
 
     def __init__(
         self,
         *,
         factors: int = 50,
         pop_norm: float = 0.0,
-        value: str = "binary",
-        recency: str = "none",
-        tau: float = 1.0,
-        floor: float = 0.0,
-        seed: int = 42,
-    ):
+        **history: Any,
+    ) -> None:
+        """``history``: the weighting's ``value``, ``recency``, ``tau``, ``floor`` and the
+        ``seed`` (``training.weighting.HistoryModel``)."""
+        super().__init__(**history)
         self.factors = factors
         self.pop_norm = pop_norm
-        self.weighting = Weighting(value, recency, tau, floor)
-        self.seed = seed
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PureSVD:
-        return cls(
-            factors=settings.puresvd_factors,
-            pop_norm=settings.puresvd_pop_norm,
-            value=settings.puresvd_value,
-            recency=settings.puresvd_recency,
-            tau=settings.puresvd_recency_tau,
-            floor=settings.puresvd_recency_floor,
-            seed=settings.seed,
-        )
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "factors": self.factors,
-            "pop_norm": self.pop_norm,
-            **self.weighting.params(),
-            "seed": self.seed,
-        }
 
     def fit(self, data: Interactions) -> FactorModel:
         from scipy.sparse.linalg import svds

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from training.evaluate import fit_and_evaluate
+from training.evaluate import fit_and_evaluate, load_history
 from training.history import History
 from training.settings import Settings
 from training.split import TemporalSplit, temporal_split
@@ -223,13 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings.from_env()
-    if args.ratings:
-        history = History.from_movielens(args.ratings)
-    else:
-        from ingest.snapshot import open_store
-
-        history = History.from_snapshot(open_store(settings.data_dir).load(args.snapshot or None))
-    result = tune(history, args.models, settings)
+    result = tune(load_history(args, settings), args.models, settings)
     out = args.out or settings.data_dir / "tuned.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

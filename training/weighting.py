@@ -22,12 +22,14 @@ about what they do next.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from scipy import sparse
 
+from training.algorithm import Algorithm
 from training.interactions import Interactions
+from training.settings import Settings
 
 VALUES = ("binary", "rating")
 RECENCIES = ("none", "rank", "relrank", "time")
@@ -147,3 +149,47 @@ def _recency(data: Interactions, seen: sparse.csr_matrix, kind: str) -> np.ndarr
     if kind == "relrank":
         rank /= np.repeat(np.maximum(lengths, 1), lengths)
     return rank
+
+
+class HistoryModel(Algorithm):
+    """An algorithm that scores users from their weighted history: the weighting's knobs and
+    the seed live here once. A subclass names its settings' prefix (``ease`` reads
+    ``settings.ease_value``, ``ease_recency``, ``ease_recency_tau``, ``ease_recency_floor``)
+    and its own hyper-parameters: ``knobs`` maps each constructor argument (kept as the
+    attribute of the same name) to the settings field it comes from."""
+
+    settings_prefix: ClassVar[str]
+    knobs: ClassVar[dict[str, str]]
+
+    def __init__(
+        self,
+        *,
+        value: str = "binary",
+        recency: str = "none",
+        tau: float = 1.0,
+        floor: float = 0.0,
+        seed: int = 42,
+    ) -> None:
+        self.weighting = Weighting(value, recency, tau, floor)
+        self.seed = seed
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        prefix = cls.settings_prefix
+        return cls(
+            **cls.own_settings(settings),
+            value=getattr(settings, f"{prefix}_value"),
+            recency=getattr(settings, f"{prefix}_recency"),
+            tau=getattr(settings, f"{prefix}_recency_tau"),
+            floor=getattr(settings, f"{prefix}_recency_floor"),
+            seed=settings.seed,
+        )
+
+    @classmethod
+    def own_settings(cls, settings: Settings) -> dict[str, Any]:
+        """The model's own constructor arguments, from the settings."""
+        return {argument: getattr(settings, field) for argument, field in cls.knobs.items()}
+
+    def params(self) -> dict[str, Any]:
+        own = {argument: getattr(self, argument) for argument in self.knobs}
+        return {**own, **self.weighting.params(), "seed": self.seed}

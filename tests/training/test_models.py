@@ -15,7 +15,6 @@ from scipy import sparse
 
 from ingest.snapshot import SnapshotStore
 from precompute.scoring import Ranker
-from simulator.snapshots import simulated_snapshot
 from training import evaluate
 from training.ease import EASE, gram, invert_spd_in_place
 from training.factors import FactorModel
@@ -32,18 +31,6 @@ from training.weighting import Weighting, history_matrix
 
 K = 20
 NEW_MODELS = ["ease", "puresvd", "ials", "multdae"]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    simulated_snapshot(root, users=300, movies=150, days=30, seed=2)
-    return root
-
-
-@pytest.fixture(scope="module")
-def data(data_dir: Path) -> Interactions:
-    return Interactions.from_snapshot(SnapshotStore(data_dir).load())
 
 
 def quick(root: Path) -> Settings:

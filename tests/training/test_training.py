@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simulator.snapshots import simulated_snapshot
 from training.factors import FactorModel
 from training.interactions import Interactions
 from training.neural import MultDAE, auto_batch
@@ -17,20 +16,6 @@ from training.settings import Settings
 from training.train import ALGORITHMS, make_algorithm, train
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    simulated_snapshot(root, users=300, movies=150, days=30, seed=2)
-    return root
-
-
-@pytest.fixture(scope="module")
-def data(data_dir: Path) -> Interactions:
-    from ingest.snapshot import SnapshotStore
-
-    return Interactions.from_snapshot(SnapshotStore(data_dir).load())
 
 
 def quick_settings(root: Path) -> Settings:

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from ingest.snapshot import SnapshotStore
-from simulator.snapshots import simulated_snapshot
 from training import tune
 from training.__main__ import main as training_main
 from training.history import History
@@ -25,13 +24,7 @@ GRIDS = {
     "ease": {"lam": [100.0, 500.0], "recency": ["none", "rank"], "tau": [4.0, 8.0]},
     "puresvd": {"factors": [8, 16]},
 }
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    simulated_snapshot(root, users=250, movies=120, days=20, seed=5)
-    return root
+WORLD = {"users": 250, "movies": 120, "days": 20, "seed": 5}  # the data_dir fixture's world
 
 
 @pytest.fixture(scope="module")
