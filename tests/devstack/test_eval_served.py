@@ -7,6 +7,7 @@ promoted model gives offline."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -14,6 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from devstack.eval_served import DEFAULT_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"served_ndcg@20", "offline_ndcg@20", "users", "model"}
@@ -68,7 +71,7 @@ def test_served_quality_equals_offline(
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result.keys() >= KEYS
-    assert result["model"] in {"multdae", "svd"}
+    assert result["model"] in DEFAULT_MODELS  # what the DAG trained and its gate promoted
     assert result["users"] > 20
     assert 0 < result["cold_users"] < result["users"]
     assert result["sources"] == {
@@ -82,3 +85,16 @@ def test_served_quality_equals_offline(
     # Deterministic here (seeded, one thread): not just close, the same lists.
     assert result["same_lists"] == result["users"]
     assert result["served_ndcg@20"] == result["offline_ndcg@20"] == result["artifact_ndcg@20"]
+
+
+def test_it_trains_what_the_retrain_dag_trains_by_default() -> None:
+    """The run passes its models to the DAG and the leaderboard alike; by default they are
+    the DAG's own default candidates (read from the DAG file, which imports nothing heavy)."""
+    tree = ast.parse((ROOT / "dags" / "recsys_retrain.py").read_text())
+    dag_default = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "DEFAULT_MODELS" for t in node.targets)
+    )
+    assert dag_default == DEFAULT_MODELS
