@@ -91,14 +91,16 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/rec
     && install -d -o 10001 -g 10001 /opt/airflow /data
 COPY --from=pipeline-deps /opt/venv /opt/venv
 WORKDIR /app
-# Every package a DAG task imports (contracts/ is what they share); not service/ (no pipeline
-# package imports it) nor simulator/ (never in production).
+# Every package a DAG task or a pipeline Deployment (k8s/base: ingest, refresher) imports
+# (contracts/ is what they share); not service/ (no pipeline package imports it) nor
+# simulator/ (never in production).
 COPY contracts/ contracts/
 COPY ingest/ ingest/
 COPY training/ training/
 COPY precompute/ precompute/
 COPY online/ online/
 COPY experiments/ experiments/
+COPY refresher/ refresher/
 COPY dags/ dags/
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
@@ -109,8 +111,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     RECSYS_DATA_DIR=/data \
     RECSYS_GIT_SHA=${GIT_SHA}
 USER 10001:10001
-# The ingest consumer's Prometheus port (INGEST_METRICS_PORT).
-EXPOSE 9108
+# The ingest consumer's and the refresher's Prometheus ports (INGEST_METRICS_PORT,
+# REFRESH_METRICS_PORT).
+EXPOSE 9108 9110
 # No fixed entry point: Kubernetes names the command (`python -m ingest consume`), and the
 # Airflow chart runs `airflow scheduler`, `airflow api-server`, ... in this image.
 CMD ["python", "-m", "ingest", "--help"]

@@ -9,7 +9,7 @@ S3STAMP := $(S3VENV)/.installed-stamp
 .DEFAULT_GOAL := help
 .PHONY: help venv test test-deps test-e2e lint fmt demo observe experiment-demo airflow airflow-screenshot \
 	docs-screenshot leaderboard-ml100k clean bench bench-ingest bench-train bench-precompute bench-service \
-	deploy-venv ci-lint k8s-check rules-test image-test dashboard deploy-check
+	deploy-venv ci-lint k8s-check rules-test image-test dashboard deploy-check bench-refresh eval-refresh
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
@@ -76,11 +76,18 @@ leaderboard-ml100k: venv  ## the leaderboard on MovieLens-100K (fetched hash-che
 tune: venv  ## choose hyper-parameters on a validation split of MovieLens-100K's training part: var/ml100k/tuned.json
 	$(PY) -m training.tune --ratings $$($(PY) -m devstack.ml100k) --out var/ml100k/tuned.json
 
+.PHONY: eval-refresh
+eval-refresh: venv  ## MovieLens-100K's held-out ratings sent one by one through the live refresher: the service's answers scored with and without it, one JSON line
+	$(PY) -m devstack.eval_refresh --ratings $$($(PY) -m devstack.ml100k)
+
 .PHONY: eval-served
 eval-served: venv  ## quality through the live service on MovieLens-100K (replay, consume, DAG, gunicorn) vs the leaderboard, same global split: one JSON line
 	$(PY) -m devstack.eval_served
 
-bench: bench-ingest bench-train bench-precompute bench-service  ## every benchmark; figures go to docs/BENCHMARKS.md
+bench: bench-ingest bench-train bench-precompute bench-service bench-refresh  ## every benchmark; figures go to docs/BENCHMARKS.md
+
+bench-refresh: venv  ## event on the topic -> the service answering the changed list (p50/p99), refresh throughput vs bare scoring
+	$(PY) -m bench.refresh
 
 bench-ingest: venv  ## 1M lines through the real broker: consume->validate->write vs a bare consume loop
 	$(PY) -m bench.ingest
@@ -88,11 +95,11 @@ bench-ingest: venv  ## 1M lines through the real broker: consume->validate->writ
 bench-train: venv  ## model fit time and peak memory at service scale, against a bare GEMM
 	$(PY) -m bench.train
 
-bench-precompute: venv  ## 1M users x 27k movies: score+exclude+top-20 vs the bare product; publish vs redis-benchmark
+bench-precompute: venv  ## 1M users x 27k movies: score+exclude+top-20 vs the bare product; publish vs redis-benchmark, one node and a Redis Cluster
 	scripts/ci-deps.sh redis-benchmark=redis-tools
 	$(PY) -m bench.precompute
 
-bench-service: venv  ## wrk against gunicorn+Redis vs the same gunicorn serving a constant (and a bare redis-py MGET app)
+bench-service: venv  ## wrk against gunicorn+Redis vs the same gunicorn serving a constant (and a bare redis-py MGET app, and the service on a Redis Cluster)
 	scripts/ci-deps.sh wrk=wrk
 	$(PY) -m bench.service
 

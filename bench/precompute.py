@@ -2,7 +2,7 @@
 and the real publish against ``redis-benchmark`` on the same Redis.
 
 ``python -m bench.precompute`` (``make bench-precompute``) builds a synthetic model of
-``--users`` (1,000,000) users x ``--movies`` (27,000) movies x 64 factors, with movie IDs from
+``--users`` (1,000,000) users x ``--movies`` (27,000) movies x 128 factors, with movie IDs from
 the traffic simulator and a realistic history per user (log-normal, median 50 and mean about
 100 movies, drawn towards popular movies). Then:
 
@@ -29,7 +29,10 @@ lists just computed, as ``precompute.steps.publish`` does it: ``begin``, ``write
 (bodies built per block, MSET+EXISTS batches of PUBLISH_BATCH), ``finalize`` (verification,
 switch, prune).
 The second publish runs with one version already kept, as in production; Redis memory per
-user is taken from ``INFO`` after each.
+user is taken from ``INFO`` after each. Then the same on a Redis Cluster of 3 masters and 3
+replicas (``devstack.servers.RedisClusterServers``, ``REDIS_MODE=cluster``): ``redis-benchmark
+--cluster`` against it, and the same publishes (split by slot, pipelined per node, each
+finalize waiting for the replicas); ``--no-cluster`` leaves it out.
 
 One JSON line goes to stdout; progress to stderr. Peak memory is this process's maximum RSS
 (``getrusage``): the whole run, synthetic data included.
@@ -51,17 +54,18 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import redis
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from contracts.locations import RedisTopology
 from contracts.response import LIST_LENGTH
-from devstack.servers import LOOPBACK, free_port, redis_server
-from precompute import publish
+from devstack.servers import LOOPBACK, RedisClusterServers, free_port, redis_server
+from precompute import publish, redisclient
 from precompute.bodies import Catalogue, cold_start_body
-from precompute.redisclient import connect
+from precompute.redisclient import Client, connect
 from precompute.scoring import Ranker
 from precompute.settings import Settings
 from precompute.shard import Shard
@@ -69,7 +73,10 @@ from simulator.traffic import invent_movie_ids
 from training.factors import FactorModel
 from training.interactions import Interactions
 
-FACTORS = 64
+# The served model's shape: EASE's artifact is rank-EASE_RANK (128) factors and no item bias
+# (training/ease.py). Scoring costs depend only on users, movies, factors and seen pairs, so
+# factors of that shape cost what the served model costs.
+FACTORS = 128
 SEEN_MEDIAN = 50
 SEEN_SIGMA = 1.2  # log-normal: mean = median * exp(sigma^2 / 2), about 100
 SAMPLE_EVERY = 10  # blocks between two timings of score_block alone
@@ -87,7 +94,9 @@ def peak_rss_gib() -> float:
 
 
 def synthetic(users: int, movies: int, seed: int) -> tuple[FactorModel, Interactions]:
-    """A model shaped like a trained SVD and a snapshot with realistic histories."""
+    """A model shaped like the served one (``FACTORS`` wide, as EASE's) and a snapshot with
+    realistic histories. The bias leans towards popular movies so the scores look trained;
+    it costs nothing (``score_block`` folds it into the product)."""
     rng = np.random.default_rng(seed)
     item_ids = np.array(sorted(invent_movie_ids(movies, rng)), dtype=object)
     user_ids = np.sort(rng.choice(users * 20, size=users, replace=False)).astype(np.int64) + 1
@@ -106,7 +115,7 @@ def synthetic(users: int, movies: int, seed: int) -> tuple[FactorModel, Interact
     )
     popularity = np.bincount(indices, minlength=movies)
     model = FactorModel(
-        "synthetic",
+        "ease-shaped",
         user_ids,
         item_ids,
         rng.normal(0, 0.15, (users, FACTORS)).astype(np.float32),
@@ -228,14 +237,18 @@ def measure_scoring(
 # --- publishing -------------------------------------------------------------------------------
 
 
-def redis_benchmark(port: int, users: int, size: int, pipeline: int) -> float:
-    """redis-benchmark's SET rate against the same server (requests per second)."""
+def redis_benchmark(
+    port: int, users: int, size: int, pipeline: int, *, cluster: bool = False
+) -> float:
+    """redis-benchmark's SET rate against the same server, or with ``cluster`` against the
+    cluster one of whose nodes is ``port`` (requests per second)."""
     binary = shutil.which("redis-benchmark")
     if binary is None:
         raise SystemExit("redis-benchmark not found: `make bench-precompute` installs redis-tools")
     done = subprocess.run(
         [binary, "-h", LOOPBACK, "-p", str(port), "-t", "set", "-n", str(users),
-         "-r", str(users), "-d", str(size), "-P", str(pipeline), "-c", "50", "-q", "--csv"],
+         "-r", str(users), "-d", str(size), "-P", str(pipeline), "-c", "50", "-q", "--csv",
+         *(["--cluster"] if cluster else [])],
         capture_output=True, text=True, check=True, timeout=600,
     )  # fmt: skip
     for line in done.stdout.splitlines():
@@ -252,7 +265,7 @@ def body_blocks_of(data: Interactions, lists: np.ndarray, chunk: int = 8192):
         yield data.user_ids[lo : lo + chunk].tolist(), catalogue.bodies(lists[lo : lo + chunk])
 
 
-def publish_all(client: redis.Redis, data: Interactions, lists: np.ndarray, **options):
+def publish_all(client: Client, data: Interactions, lists: np.ndarray, **options):
     """What ``steps.publish`` does with Redis, from lists already computed."""
     version = publish.begin(
         client,
@@ -274,23 +287,48 @@ def publish_all(client: redis.Redis, data: Interactions, lists: np.ndarray, **op
 
 
 def measure_publish(
-    data: Interactions, lists: np.ndarray, settings: Settings, pipeline: int, repeats: int
+    data: Interactions,
+    lists: np.ndarray,
+    settings: Settings,
+    pipeline: int,
+    repeats: int,
+    *,
+    cluster: bool = False,
 ) -> dict:
-    """Alternate redis-benchmark and a full publish on one Redis; medians and every run."""
+    """Alternate redis-benchmark and a full publish on one Redis (or, with ``cluster``, a
+    3-master, 3-replica Redis Cluster); medians and every run."""
     sizes = [len(b) for b in Catalogue(data.item_ids).bodies(lists[:20_000])]
     body_size = round(statistics.mean(sizes))
     workdir = Path(tempfile.mkdtemp(prefix="bench-precompute-"))
-    server = redis_server(free_port(), workdir).start()
-    runs = []
+    if cluster:
+        servers = RedisClusterServers(workdir).start()
+        port = servers.nodes[0].port
+        local = replace(
+            settings,
+            redis_url=servers.url,
+            redis_topology=RedisTopology.from_env(servers.env()),
+        )
+    else:
+        server = redis_server(free_port(), workdir).start()
+        port = server.port
+        local = replace(settings, redis_url=f"redis://{LOOPBACK}:{port}/0")
+
+    def flush(client: Client) -> None:
+        for node in redisclient.primaries(client):
+            node.flushall()
+        redisclient.wait_for_replicas(client)
+
+    runs: list[dict[str, Any]] = []
     try:
-        local = replace(settings, redis_url=f"redis://{LOOPBACK}:{server.port}/0")
         with connect(local) as client:
             default = cold_start_body(data)
             for run in range(repeats):
-                client.flushall()
+                flush(client)
                 log(f"publish run {run + 1}/{repeats}: redis-benchmark SET -P {pipeline}")
-                bench_rate = redis_benchmark(server.port, data.n_users, body_size, pipeline)
-                client.flushall()
+                bench_rate = redis_benchmark(
+                    port, data.n_users, body_size, pipeline, cluster=cluster
+                )
+                flush(client)
                 publishes = []
                 for n in range(2):  # the second one lands next to a kept version, as in production
                     started = time.perf_counter()
@@ -313,7 +351,7 @@ def measure_publish(
                         }
                     )
                     log(f"  publish {n + 1}: {data.n_users / seconds:,.0f} keys/s")
-                used = client.info("memory")["used_memory"]
+                used = redisclient.info_total(client, "memory", "used_memory")
                 runs.append(
                     {
                         "redis_benchmark_set_per_s": round(bench_rate),
@@ -322,12 +360,13 @@ def measure_publish(
                     }
                 )
     finally:
-        server.stop()
+        (servers if cluster else server).stop()
         shutil.rmtree(workdir, ignore_errors=True)
     bench = statistics.median(r["redis_benchmark_set_per_s"] for r in runs)
     ours = statistics.median(p["keys_per_s"] for r in runs for p in r["publishes"])
     per_user = statistics.median(p["bytes_per_user"] for r in runs for p in r["publishes"])
     return {
+        "redis": "cluster: 3 masters + 3 replicas" if cluster else "one node",
         "keys_per_s": round(ours),
         "redis_benchmark_set_per_s": round(bench),
         "ratio": round(ours / bench, 3),
@@ -351,6 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pipeline", type=int, default=100, help="redis-benchmark -P")
     parser.add_argument("--repeats", type=int, default=2, help="publish comparisons")
     parser.add_argument("--skip-publish", action="store_true")
+    parser.add_argument(
+        "--no-cluster",
+        dest="cluster",
+        action="store_false",
+        help="publish to one Redis only, not also to a 3-master Redis Cluster",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env()
 
@@ -379,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
         "publish": None
         if args.skip_publish
         else measure_publish(data, lists, settings, args.pipeline, args.repeats),
+        "publish_cluster": None
+        if args.skip_publish or not args.cluster
+        else measure_publish(data, lists, settings, args.pipeline, args.repeats, cluster=True),
         "peak_rss_gib": round(peak_rss_gib(), 2),
         "gpu": "not measured: no GPU in this session",
         "machine": {

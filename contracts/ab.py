@@ -53,7 +53,7 @@ EVERYONE_IN_CONTROL = TrafficSplit(((BUCKETS, DEFAULT_VARIANT),))
 
 
 def parse_split(raw: Mapping[bytes, bytes | str] | Mapping[str, bytes | str]) -> TrafficSplit:
-    """The split from ``HGETALL rec:split``; empty means no experiment. Raises ``ValueError``
+    """The split from ``HGETALL rec:{ctl}:split``; empty means no experiment. Raises ``ValueError``
     on a bad name or weight, so a typo is refused as a whole rather than half-applied."""
     if not raw:
         return EVERYONE_IN_CONTROL

@@ -7,7 +7,9 @@
    precompute, publish;
 5. serve ``GET /recommend/<userid>`` with gunicorn on 127.0.0.1:8082 (Swagger UI at
    ``/docs``) until stopped, showing a live line of what it answers; its request log (one
-   JSON line per request) goes to ``<data-dir>/requests.log``, not to the terminal.
+   JSON line per request) goes to ``<data-dir>/requests.log``, not to the terminal;
+6. run the refresher (``python -m refresher run``): a user's new watch or rating on the topic
+   changes their answer within a second (its log: ``<data-dir>/refresher.log``).
 
 ``--observe`` (``make observe``) also runs the ingest consumer and a Prometheus server that
 scrapes both with the production config and alert rules (``devstack.observe``).
@@ -156,8 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         step(f"serving on http://{LOOPBACK}:{args.port} (Ctrl-C stops everything)")
         requests_log = data_dir / "requests.log"
         servers.append(serve(env, args.port, requests_log))
+        servers.append(refresher := refresh(env, data_dir))
         if args.observe:
-            servers.extend(watch(env, args.port, args.prometheus_port, data_dir))
+            servers.extend(watch(env, args.port, refresher.port, args.prometheus_port, data_dir))
         base = f"http://{LOOPBACK}:{args.port}"
         print(
             f"\n    try:  curl {base}/recommend/{sample_user(data_dir)}"
@@ -189,9 +192,25 @@ def serve(env: dict[str, str], port: int, requests_log: Path) -> Server:
     return service.start(timeout=30)
 
 
-def watch(env: dict[str, str], service_port: int, port: int, data_dir: Path) -> list[Server]:
-    """The ingest consumer (its /metrics on a free port) and Prometheus scraping it and the
-    service; both are returned as soon as they listen."""
+def refresh(env: dict[str, str], data_dir: Path) -> Server:
+    """``python -m refresher run``: new events change users' lists between retrains; its
+    /metrics on a free port (what the start waits for), its log to ``refresher.log``."""
+    port = free_port()
+    refresher = Server(
+        "refresher",
+        [sys.executable, "-m", "refresher", "run"],
+        port,
+        data_dir / "refresher.log",
+        env={**env, "REFRESH_METRICS_PORT": str(port)},
+    )
+    return refresher.start(timeout=60)
+
+
+def watch(
+    env: dict[str, str], service_port: int, refresher_port: int, port: int, data_dir: Path
+) -> list[Server]:
+    """The ingest consumer (its /metrics on a free port) and Prometheus scraping it, the
+    service and the refresher; both are returned as soon as they listen."""
     metrics_port = free_port()
     consumer = Server(
         "consumer",
@@ -203,6 +222,7 @@ def watch(env: dict[str, str], service_port: int, port: int, data_dir: Path) -> 
     targets = {
         observe.SERVICE_JOB: f"{LOOPBACK}:{service_port}",
         observe.INGEST_JOB: f"{LOOPBACK}:{metrics_port}",
+        observe.REFRESHER_JOB: f"{LOOPBACK}:{refresher_port}",
     }
     try:
         prometheus = observe.prometheus_server(port, data_dir / "prometheus", targets).start(60)

@@ -44,6 +44,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -211,17 +212,9 @@ def publish_before_cut(
     return replayed, snapshot_id
 
 
-def ask_live_service(
-    users: list[int],
-    *,
-    data_dir: Path,
-    env: dict[str, str],
-    workers: int,
-    threads: int,
-    servers: list[Server],
-) -> list[tuple[list[str], str]]:
-    """Step 5: gunicorn on a free port (stopped once every user has an answer; also put in
-    ``servers``, for the caller to stop if this is interrupted), asked for ``users``."""
+def start_service(data_dir: Path, env: dict[str, str], workers: int, servers: list[Server]) -> str:
+    """gunicorn (``python -m service``) on a free port, put in ``servers`` for the caller to
+    stop; its base URL."""
     port = free_port()
     service = Server(
         "service",
@@ -231,10 +224,24 @@ def ask_live_service(
         env={**env, "SERVICE_BIND": f"{LOOPBACK}:{port}", "WEB_CONCURRENCY": str(workers)},
     )
     servers.append(service.start(timeout=30))
+    return f"http://{LOOPBACK}:{port}"
+
+
+def ask_live_service(
+    users: list[int],
+    *,
+    data_dir: Path,
+    env: dict[str, str],
+    workers: int,
+    threads: int,
+    servers: list[Server],
+) -> list[tuple[list[str], str]]:
+    """Step 5: the service started (``start_service``), asked for ``users``, stopped."""
+    base = start_service(data_dir, env, workers, servers)
     try:
-        return ask_service(f"http://{LOOPBACK}:{port}", users, threads)
+        return ask_service(base, users, threads)
     finally:
-        service.stop(timeout=lifecycle.STOP_TIMEOUT)
+        servers.pop().stop(timeout=lifecycle.STOP_TIMEOUT)
 
 
 def artifact_lists(
@@ -350,6 +357,79 @@ def evaluate_served(
     }
 
 
+def add_stack_arguments(parser: argparse.ArgumentParser, data_dir: Path) -> None:
+    """The options that say where the run's data, Redis, broker and topic are."""
+    parser.add_argument("--data-dir", type=Path, default=data_dir, help="emptied first")
+    parser.add_argument("--redis-url", help="a running Redis (default: start one)")
+    parser.add_argument("--bootstrap", help="a running broker, host:port (default: start one)")
+    parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"default {DEFAULT_TOPIC}")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+
+
+def check_stack_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if (args.redis_url is None) != (args.bootstrap is None):
+        parser.error("give both --redis-url and --bootstrap, or neither")
+
+
+def fresh_dir(path: Path) -> Path:
+    path = path.resolve()
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+Evaluation = Callable[[Path, dict[str, str], list[Server]], dict]
+
+
+def on_stack(args: argparse.Namespace, name: str, evaluate: Evaluation) -> dict | None:
+    """``evaluate(data_dir, env, servers)`` on the stack the arguments ask for (a fresh
+    ``--data-dir``; ``start_stack``), every server stopped at the end; None, after saying
+    why on stderr, when it fails with an ``EvalError``."""
+    data_dir = fresh_dir(args.data_dir)
+    servers: list[Server] = []  # stopped in reverse order
+    try:
+        env = start_stack(data_dir, args.redis_url, args.bootstrap, args.topic, servers)
+        return evaluate(data_dir, env, servers)
+    except EvalError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return None
+    finally:
+        for server in reversed(servers):
+            server.stop(timeout=lifecycle.STOP_TIMEOUT)
+
+
+def start_stack(
+    data_dir: Path,
+    redis_url: str | None,
+    bootstrap: str | None,
+    topic: str,
+    servers: list[Server],
+) -> dict[str, str]:
+    """The environment every step runs in: Redis and a broker started on free loopback
+    ports (put in ``servers``, for the caller to stop) unless ``redis_url`` and
+    ``bootstrap`` name running ones, the data under ``data_dir``, the events on ``topic``."""
+    if redis_url is None or bootstrap is None:
+        redis = redis_server(free_port(), data_dir / "redis").start()
+        servers.append(redis)
+        broker = kafka_broker(free_port(), data_dir / "kafka").start()
+        servers.append(broker)
+        redis_url = f"redis://{LOOPBACK}:{redis.port}/0"
+        bootstrap = f"{LOOPBACK}:{broker.port}"
+    return {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "RECSYS_DATA_DIR": str(data_dir),
+        "SNAPSHOT_URI": "",  # snapshots under the data dir, whatever the shell says
+        "REDIS_URL": redis_url,
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "KAFKA_TOPIC": topic,
+        "INGEST_BATCH_SECONDS": "1",
+        "INGEST_METRICS_PORT": "0",
+        "RECSYS_TASK_RETRIES": os.environ.get("RECSYS_TASK_RETRIES", "0"),
+        "SERVICE_URL": "",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devstack.eval_served",
@@ -379,50 +459,23 @@ def main(argv: list[str] | None = None) -> int:
         default=0.05,
         help="exit status 1 when served differs from offline by more than this share",
     )
-    parser.add_argument("--data-dir", type=Path, default=EVAL_DATA_DIR, help="emptied first")
-    parser.add_argument("--redis-url", help="a running Redis (default: start one)")
-    parser.add_argument("--bootstrap", help="a running broker, host:port (default: start one)")
-    parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"default {DEFAULT_TOPIC}")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    add_stack_arguments(parser, EVAL_DATA_DIR)
     parser.add_argument(
         "--threads", type=int, default=8, help="requests in flight at once (default 8)"
     )
     args = parser.parse_args(argv)
     if not 0 < args.train_share < 1:
         parser.error("--train-share must be in (0, 1)")
-    if (args.redis_url is None) != (args.bootstrap is None):
-        parser.error("give both --redis-url and --bootstrap, or neither")
+    check_stack_arguments(parser, args)
 
     if args.ratings is None:
         from devstack.ml100k import fetch_ml100k
 
         args.ratings = fetch_ml100k()
-    data_dir = args.data_dir.resolve()
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
-    servers: list[Server] = []  # stopped in reverse order
-    try:
-        if args.redis_url is None:
-            redis = redis_server(free_port(), data_dir / "redis").start()
-            servers.append(redis)
-            broker = kafka_broker(free_port(), data_dir / "kafka").start()
-            servers.append(broker)
-            args.redis_url = f"redis://{LOOPBACK}:{redis.port}/0"
-            args.bootstrap = f"{LOOPBACK}:{broker.port}"
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO),
-            "RECSYS_DATA_DIR": str(data_dir),
-            "SNAPSHOT_URI": "",  # snapshots under the data dir, whatever the shell says
-            "REDIS_URL": args.redis_url,
-            "KAFKA_BOOTSTRAP": args.bootstrap,
-            "KAFKA_TOPIC": args.topic,
-            "INGEST_BATCH_SECONDS": "1",
-            "INGEST_METRICS_PORT": "0",
-            "RECSYS_TASK_RETRIES": os.environ.get("RECSYS_TASK_RETRIES", "0"),
-            "SERVICE_URL": "",
-        }
-        result = evaluate_served(
+    result = on_stack(
+        args,
+        "eval-served",
+        lambda data_dir, env, servers: evaluate_served(
             args.ratings,
             data_dir=data_dir,
             env=env,
@@ -431,13 +484,10 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             threads=args.threads,
             servers=servers,
-        )
-    except EvalError as error:
-        print(f"eval-served: {error}", file=sys.stderr)
+        ),
+    )
+    if result is None:
         return 2
-    finally:
-        for server in reversed(servers):
-            server.stop(timeout=lifecycle.STOP_TIMEOUT)
     print(json.dumps(result), flush=True)
     if not abs(result["gap"]) <= args.tolerance:
         print(

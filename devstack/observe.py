@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 MONITORING = REPO / "monitoring"
 SERVICE_JOB = "recsys-service"
 INGEST_JOB = "recsys-ingest"
+REFRESHER_JOB = "recsys-refresher"
 INTERVAL = "5s"
 
 

@@ -17,7 +17,7 @@ from experiments import bandit, review, store
 from experiments.definition import Experiment
 from experiments.settings import Settings, SettingsError
 
-SERVED_NOW = "active"  # as a version: the one rec:active names when the experiment starts
+SERVED_NOW = "active"  # as a version: the one rec:{ctl}:active names when the experiment starts
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--control", default="control", help="the variant compared against")
     split = sub.add_parser("split", help="change the running experiment's split")
     split.add_argument("--weight", action="append", required=True, metavar="NAME=INT")
-    sub.add_parser("stop", help="stop it: everyone back to control on rec:active")
+    sub.add_parser("stop", help="stop it: everyone back to control on rec:{ctl}:active")
     sub.add_parser("status", help="what runs, the live split and versions, past experiments")
     analyze = sub.add_parser("analyze", help="the statistics and the verdict")
     analyze.add_argument("outcomes", type=Path)
@@ -90,7 +90,7 @@ def _weights(items: list[str]) -> dict[str, int]:
     return weights
 
 
-def _draft(args: argparse.Namespace, settings: Settings, client: redis.Redis) -> Experiment:
+def _draft(args: argparse.Namespace, settings: Settings, client: store.Client) -> Experiment:
     """The experiment ``start`` was asked for, with ``active`` versions resolved."""
     variants = _pairs(args.variant, "--variant")
     if SERVED_NOW in variants.values():
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     settings = replace(settings, **overrides)
 
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = store.connect(settings.redis_url, settings.redis_topology)
     try:
         if args.command == "start":
             result = store.start(client, _draft(args, settings, client)).to_dict()

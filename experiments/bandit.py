@@ -22,7 +22,6 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
-import redis
 from numpy.typing import ArrayLike, NDArray
 
 from contracts import ab
@@ -81,7 +80,7 @@ def propose(
 
 
 def step(
-    client: redis.Redis,
+    client: store.Client,
     outcomes: pd.DataFrame,
     *,
     draws: int = 10_000,

@@ -60,7 +60,7 @@ class SplitChange:
 @dataclass(frozen=True)
 class Experiment:
     """``variants`` maps each variant to the version it answers from; ``weights`` to its
-    integer share of users (``rec:split``). ``floor`` is the least share a bandit leaves
+    integer share of users (``rec:{ctl}:split``). ``floor`` is the least share a bandit leaves
     each arm. Times are set by the store: ``started_at`` on start, ``stopped_at`` on stop."""
 
     name: str

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import redis
 
 from contracts import ab
 from experiments import bandit, store
@@ -25,7 +24,7 @@ def read_outcomes(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def experiment_named(client: redis.Redis, name: str | None) -> Experiment:
+def experiment_named(client: store.Client, name: str | None) -> Experiment:
     """The named experiment, or the running one; ``store.RefusedError`` if there is none."""
     experiment = store.running(client) if name is None else store.load(client, name)
     if experiment is None:
@@ -87,7 +86,7 @@ def review_running(outcomes_path: Path, settings: Settings | None = None) -> dic
     bandit step (bandit mode only) and then the analysis and report. Nothing runs: a no-op.
     No outcomes yet (the online job has closed no window): the split stays as it is."""
     settings = settings or Settings.from_env()
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    client = store.connect(settings.redis_url, settings.redis_topology)
     try:
         experiment = store.running(client)
         if experiment is None:

@@ -5,6 +5,11 @@ out-of-range value raises ``SettingsError`` naming the variable (``contracts.env
 | variable                 | default                  | meaning                                    |
 |--------------------------|--------------------------|--------------------------------------------|
 | REDIS_URL                | redis://127.0.0.1:6379/0 | the Redis the service reads its split from |
+| REDIS_MODE               | single                   | single, cluster or sentinel: how REDIS_URL |
+|                          |                          | is read (contracts.locations)              |
+| REDIS_CLUSTER_NODES      | (unset)                  | cluster: more startup nodes, host:port,... |
+| REDIS_SENTINELS          | (unset)                  | sentinel: the sentinels, host:port,...     |
+| REDIS_SENTINEL_MASTER    | recsys                   | sentinel: the monitored primary's name     |
 | RECSYS_DATA_DIR          | ./var                    | reports go to <it>/experiments unless      |
 |                          |                          | `report --out DIR` says otherwise          |
 | EXPERIMENT_ALPHA         | 0.05                     | family-wise false-positive rate of a       |
@@ -39,6 +44,7 @@ from contracts.env import (
     FromEnv,
     SettingsError,
     fraction,
+    nested,
     non_negative_int,
     positive_int,
     share,
@@ -58,6 +64,7 @@ def frequency(raw: str) -> str:
 class Settings(FromEnv):
     report_dir: Path = locations.data_dir_var("experiments").field(required=True)
     redis_url: str = locations.REDIS_URL.field()
+    redis_topology: locations.RedisTopology = nested(locations.RedisTopology)
     alpha: float = var("EXPERIMENT_ALPHA", fraction, 0.05)
     power: float = var("EXPERIMENT_POWER", fraction, 0.8)
     mde: float = var("EXPERIMENT_MDE", fraction, 0.02)

@@ -4,11 +4,13 @@ The service routes by ``rediskeys.SPLIT`` and ``rediskeys.VARIANT_VERSIONS`` and
 them every few seconds, so starting, changing or stopping an experiment needs no redeploy.
 Every change here is one ``MULTI``/``EXEC`` that writes the split, the variants' versions
 and the definition (``rediskeys.EXPERIMENTS``) together, guarded by ``WATCH`` on what it
-checked: a concurrent start, a split change, or a publish or prune of ``rec:versions``
+checked: a concurrent start, a split change, or a publish or prune of ``rediskeys.VERSIONS``
 makes it re-check and retry, never half-apply. Refusals raise before anything is written.
+Every key involved is a control key (one hash tag, one slot), so the same transactions run
+on Redis Cluster; ``connect`` makes this package's client for any REDIS_MODE.
 
 One experiment runs at a time (``rediskeys.EXPERIMENT`` names it). Stopping deletes the
-split and the variants' versions, so every user is back in ``control`` on ``rec:active``;
+split and the variants' versions, so every user is back in ``control`` on ``rediskeys.ACTIVE``;
 the definition stays, with ``stopped_at`` and its split history, for the report.
 """
 
@@ -20,21 +22,37 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.sentinel import Sentinel
 
 from contracts import ab, rediskeys
+from contracts.locations import RedisTopology
 from experiments.definition import DefinitionError, Experiment
+
+Client = redis.Redis | RedisCluster
+
+
+def connect(url: str, topology: RedisTopology) -> Client:
+    """The experiments' client (decoded replies) for REDIS_URL laid out as ``topology``."""
+    if topology.mode == "cluster":
+        nodes = [ClusterNode(host, port) for host, port in topology.cluster_startup_nodes()]
+        return RedisCluster.from_url(url, startup_nodes=nodes, decode_responses=True)
+    if topology.mode == "sentinel":
+        sentinel = Sentinel(
+            topology.sentinel_addresses(), **topology.credentials(url), decode_responses=True
+        )
+        return sentinel.master_for(topology.sentinel_master)
+    return redis.Redis.from_url(url, decode_responses=True)
 
 
 class RefusedError(RuntimeError):
     """The change cannot be made in the state Redis is in; nothing was written."""
 
 
-def start(
-    client: redis.Redis, experiment: Experiment, *, now: datetime | None = None
-) -> Experiment:
+def start(client: Client, experiment: Experiment, *, now: datetime | None = None) -> Experiment:
     """Start a draft experiment: its split and versions go live at once. RefusedError while
     another runs, when its name was used before, when a split not made by an experiment is
-    set, or when a version is not published (listed in ``rec:versions``)."""
+    set, or when a version is not published (listed in ``rec:{ctl}:versions``)."""
     if experiment.status != "draft":
         raise RefusedError(f"experiment {experiment.name} is {experiment.status}, not a draft")
     now = now or datetime.now(UTC)
@@ -76,7 +94,7 @@ def start(
 
 
 def change_split(
-    client: redis.Redis,
+    client: Client,
     weights: Mapping[str, int],
     *,
     source: str = "manual",
@@ -106,8 +124,8 @@ def change_split(
     return result[0]
 
 
-def stop(client: redis.Redis, *, now: datetime | None = None) -> Experiment | None:
-    """Send everyone back to ``control`` on ``rec:active``; returns the experiment stopped
+def stop(client: Client, *, now: datetime | None = None) -> Experiment | None:
+    """Send everyone back to ``control`` on ``rec:{ctl}:active``; returns the experiment stopped
     (None when none ran: any split left by hand is cleared all the same, and so is the
     split of an experiment whose stored definition no longer parses)."""
     now = now or datetime.now(UTC)
@@ -128,24 +146,24 @@ def stop(client: redis.Redis, *, now: datetime | None = None) -> Experiment | No
     return result[0] if result else None
 
 
-def load(client: redis.Redis, name: str) -> Experiment | None:
+def load(client: Client, name: str) -> Experiment | None:
     """The named experiment's definition (running or stopped); None if there is none.
     Raises ``DefinitionError`` if what is stored does not parse."""
     raw = client.hget(rediskeys.EXPERIMENTS, name)
     return None if raw is None else Experiment.from_json(raw)
 
 
-def running(client: redis.Redis) -> Experiment | None:
+def running(client: Client) -> Experiment | None:
     name = client.get(rediskeys.EXPERIMENT)
     return None if name is None else load(client, _text(name))
 
 
-def names(client: redis.Redis) -> list[str]:
+def names(client: Client) -> list[str]:
     """Every experiment ever started and not deleted, by name."""
     return sorted(_text(name) for name in client.hkeys(rediskeys.EXPERIMENTS))
 
 
-def status(client: redis.Redis) -> dict[str, Any]:
+def status(client: Client) -> dict[str, Any]:
     """What runs, and whether the live split and versions are the ones it set (they differ
     only if someone wrote the hashes by hand)."""
     with client.pipeline(transaction=True) as pipe:
@@ -193,7 +211,7 @@ def _load_or_none(pipe: redis.client.Pipeline, name: str) -> Experiment | None:
 
 
 def _split_fields(weights: Mapping[str, int]) -> dict[str, str]:
-    """``rec:split`` as the service parses it (``ab.parse_split``): decimal integers."""
+    """``rec:{ctl}:split`` as the service parses it (``ab.parse_split``): decimal integers."""
     fields = {variant: str(int(weight)) for variant, weight in weights.items()}
     ab.parse_split(fields)  # the definition guarantees it; a failure here is a bug, loudly
     return fields

@@ -282,17 +282,17 @@ def latest_ratings(frame: pd.DataFrame) -> pa.Table:
 
 def watch_history(frame: pd.DataFrame) -> pa.Table:
     """One row per (user, movie): distinct minutes watched, first and last watch time."""
-    watches = frame[frame["kind"] == "watch"]
+    watches = frame.loc[frame["kind"] == "watch", ["user_id", "movie_id", "minute", "time"]]
+    # pyarrow's group-by, not pandas': the refresher calls this per batch of a few events,
+    # where pandas' named aggregations cost ~25 ms of set-up each time (arrow: ~1 ms).
+    table = pa.Table.from_pandas(watches, preserve_index=False)
     grouped = (
-        watches.groupby(["user_id", "movie_id"], sort=True)
-        .agg(
-            minutes=("minute", "nunique"),
-            first_time=("time", "min"),
-            last_time=("time", "max"),
-        )
-        .reset_index()
+        table.group_by(["user_id", "movie_id"], use_threads=False)
+        .aggregate([("minute", "count_distinct"), ("time", "min"), ("time", "max")])
+        .sort_by([("user_id", "ascending"), ("movie_id", "ascending")])
     )
-    return pa.Table.from_pandas(grouped, schema=WATCHES, preserve_index=False)
+    columns = ["user_id", "movie_id", "minute_count_distinct", "time_min", "time_max"]
+    return pa.table([grouped[c] for c in columns], names=WATCHES.names).cast(WATCHES)
 
 
 def users_seen(frame: pd.DataFrame) -> pa.Table:

@@ -59,11 +59,13 @@ def body_blocks(
     threads: int = 1,
     rules: Sequence[Rule] = (),
     pool: int = 60,
+    device: str = "numpy",
 ) -> Iterator[tuple[list[int], list[bytes]]]:
     """(user IDs, their bodies) per block, for ``users`` (row indices of ``data``; default
-    every user). Blocks rather than pairs: publishing handles a batch at a time anyway."""
+    every user; ``device`` as for ``Ranker``). Blocks rather than pairs: publishing
+    handles a batch at a time anyway."""
     catalogue = Catalogue(data.item_ids)
-    ranker = Ranker(model, data, k, block_size, threads, rules, pool)
+    ranker = Ranker(model, data, k, block_size, threads, rules, pool, device)
     for rows, lists in ranker.blocks(users):
         yield data.user_ids[rows].tolist(), catalogue.bodies(lists)
 

@@ -13,6 +13,10 @@ fighting over the cores (measured: 30% more users/s on 2 cores). At most ``threa
 are in flight, so memory is ``threads x block_size x movies`` floats (plus what the model's
 scorer allocates), whatever the number of users.
 
+With ``device`` a torch device (PRECOMPUTE_DEVICE; ``auto`` picks CUDA when there is one),
+a block's scores, exclusion and selection are one pass on that device instead
+(``devicescoring``): the same lists, computed where the products are fast.
+
 Users the model has no factors for (say, they only watched) are ranked by popularity, their
 own history still excluded. They get the score ``-rank`` in the popularity order rather than
 the popularity itself: the same ranking (ties already broken by item index) with no ties,
@@ -27,19 +31,27 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import islice
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from contracts.response import LIST_LENGTH
+from precompute.devicescoring import NUMPY, DeviceScorer
 from precompute.rules import Rule, apply_rules
 from training.factors import FactorModel
 from training.interactions import Interactions
 from training.topn import exclude_seen, top_k
 
 SELECT_ROWS = 64  # rows per top_k call: 64 x 27k floats = 7 MB, still in cache
+
+
+@cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS libraries, found once: finding them costs ~10 ms, too much to pay
+    per ``blocks()`` call when the refresher ranks a few users at a time."""
+    return ThreadpoolController()
 
 
 def popular_order(data: Interactions) -> np.ndarray:
@@ -59,6 +71,7 @@ class Ranker:
     threads: int = 1
     rules: Sequence[Rule] = ()
     pool: int = 3 * LIST_LENGTH
+    device: str = NUMPY  # or a torch device, "cpu" or "cuda" (devicescoring.resolve)
     _buffers: threading.local = field(
         default_factory=threading.local, init=False, repr=False, compare=False
     )
@@ -83,6 +96,9 @@ class Ranker:
             """One block, start to finish, on one thread: its scores stay in this core's
             cache from the product to the selection, and no step waits for another."""
             block = users[start : start + self.block_size]
+            if self.device != NUMPY:
+                rows = model_rows[start : start + self.block_size]
+                return self._device_scorer.rank(rows, self.data.seen[block], unknown_scores, width)
             scores = self._scores(model_rows[start : start + self.block_size], unknown_scores)
             exclude_seen(scores, self.data.seen[block])
             chunks = range(0, len(block), SELECT_ROWS)
@@ -91,7 +107,7 @@ class Ranker:
         starts = iter(range(0, len(users), self.block_size))
         blas_threads = max(1, (os.cpu_count() or 1) // self.threads)
         with (
-            threadpool_limits(limits=blas_threads, user_api="blas"),
+            _blas().limit(limits=blas_threads, user_api="blas"),
             ThreadPoolExecutor(self.threads) as pool,
         ):
             # At most `threads` blocks in flight: memory is threads x block, not users.
@@ -102,6 +118,10 @@ class Ranker:
                 running.extend((s, pool.submit(rank, s)) for s in islice(starts, 1))
                 block = users[start : start + self.block_size]
                 yield block, _top_up(apply_rules(ranked, self.rules, self.k), fill)
+
+    @cached_property
+    def _device_scorer(self) -> DeviceScorer:
+        return DeviceScorer(self.model, self.device)
 
     @cached_property
     def _popular(self) -> tuple[np.ndarray, np.ndarray]:

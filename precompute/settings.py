@@ -5,6 +5,11 @@
 | RECSYS_DATA_DIR        | ./var                | root of snapshots and models (read)              |
 | SNAPSHOT_URI           | (data dir)           | where snapshots live, if not there               |
 | REDIS_URL              | redis://127.0.0.1... | where recommendations are published (:6379/0)    |
+| REDIS_MODE             | single               | single, cluster or sentinel: how REDIS_URL is    |
+|                        |                      | read (``contracts.locations.RedisTopology``)     |
+| REDIS_CLUSTER_NODES    | (unset)              | cluster: more startup nodes, host:port,...       |
+| REDIS_SENTINELS        | (unset)              | sentinel: the sentinels, host:port,...           |
+| REDIS_SENTINEL_MASTER  | recsys               | sentinel: the name of the monitored primary      |
 | PRECOMPUTE_BLOCK_SIZE  | 256                  | users per call of the model's block scorer: big  |
 |                        |                      | enough for an efficient product, small enough    |
 |                        |                      | (256 x 27k floats = 28 MB < glibc's 32 MB mmap   |
@@ -13,6 +18,11 @@
 | PRECOMPUTE_THREADS     | CPU count            | blocks scored and selected at once; memory is    |
 |                        |                      | about threads x block x movies x 4 bytes, twice  |
 | PRECOMPUTE_SHARDS      | 1                    | shards ``begin`` plans when not told (--shards)  |
+| PRECOMPUTE_DEVICE      | auto                 | where a block is scored, excluded and selected:  |
+|                        |                      | ``numpy``, or torch on ``cpu`` / ``cuda``;       |
+|                        |                      | ``auto`` is cuda when torch sees a GPU, else     |
+|                        |                      | numpy (same lists either way; raise              |
+|                        |                      | PRECOMPUTE_BLOCK_SIZE to ~8192 on a GPU)         |
 | PUBLISH_BATCH          | 1000                 | users per MSET round trip                        |
 | PUBLISH_VERIFY_SAMPLE  | 50                   | bodies per shard read back and compared after    |
 |                        |                      | writing it (``publish_verify_sample``)           |
@@ -48,7 +58,9 @@ from contracts.env import (
     FromEnv,
     SettingsError,
     at_least,
+    choice,
     http_url,
+    nested,
     non_negative_float,
     non_negative_int,
     positive_int,
@@ -58,6 +70,7 @@ from contracts.response import LIST_LENGTH
 
 __all__ = ["Settings", "SettingsError"]
 
+DEVICES = ("auto", "numpy", "cpu", "cuda")  # PRECOMPUTE_DEVICE (precompute.devicescoring)
 MIN_KEEP_VERSIONS = 2  # the active version and the one a rollback returns to
 
 
@@ -65,9 +78,11 @@ MIN_KEEP_VERSIONS = 2  # the active version and the one a rollback returns to
 class Settings(FromEnv):
     data_dir: Path = locations.DATA_DIR.field(required=True)
     redis_url: str = locations.REDIS_URL.field()
+    redis_topology: locations.RedisTopology = nested(locations.RedisTopology)
     block_size: int = var("PRECOMPUTE_BLOCK_SIZE", positive_int, 256)
     threads: int = var("PRECOMPUTE_THREADS", positive_int, os.cpu_count() or 1, in_code=1)
     shards: int = var("PRECOMPUTE_SHARDS", positive_int, 1)
+    device: str = var("PRECOMPUTE_DEVICE", choice(*DEVICES), "auto")
     publish_batch: int = var("PUBLISH_BATCH", positive_int, 1000)
     publish_verify_sample: int = var("PUBLISH_VERIFY_SAMPLE", positive_int, 50)
     # Nothing is clamped: KEEP_VERSIONS=1 is refused, not raised to 2.

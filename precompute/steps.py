@@ -21,15 +21,14 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 
-import redis
-
 from contracts import rediskeys
 from ingest.progress import Progress
 from ingest.snapshot import open_store
 from precompute import publish as protocol
 from precompute import versions
 from precompute.bodies import body_blocks, cold_start_body
-from precompute.redisclient import connect
+from precompute.devicescoring import resolve
+from precompute.redisclient import Client, connect
 from precompute.rules import Rule, rules_from_settings
 from precompute.settings import Settings
 from precompute.shard import Shard, rows_of
@@ -154,6 +153,7 @@ def write_shard(
             threads=settings.threads,
             rules=inputs.rules(settings),
             pool=settings.rule_pool,
+            device=resolve(settings.device),
         )
         with Progress(f"precompute {shard}", total=len(users), unit="users", log=log) as progress:
             report = protocol.write_shard(
@@ -197,7 +197,7 @@ def finalize(version: str, settings: Settings | None = None) -> protocol.Publish
     return result
 
 
-def _model_of(client: redis.Redis, version: str) -> str:
+def _model_of(client: Client, version: str) -> str:
     """The model a pending version was begun for (what every shard must score with)."""
     value = client.hget(rediskeys.meta(version), "model_version")
     if value is None:

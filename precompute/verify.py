@@ -1,7 +1,7 @@
 """After the switch: read a sample of the new version the way its readers will, or roll back.
 
 ``finalize`` already compared every shard's sampled bodies before switching; this checks the
-switched state from the outside, once it is live: ``rec:active`` names the version, its
+switched state from the outside, once it is live: ``rec:{ctl}:active`` names the version, its
 cold-start list and a sample of users' lists (VERIFY_SAMPLE) hold 20 unique movie IDs each,
 and, when SERVICE_URL names the lookup service, ``GET /recommend/<user>`` for the same users
 answers 200 with exactly the stored list and the version in its header.
@@ -22,17 +22,15 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from email.message import Message
 
-import redis
-
 from contracts import rediskeys
 from contracts.response import LIST_LENGTH, VARIANT_HEADER, VERSION_HEADER, parse_body
-from precompute import versions
-from precompute.redisclient import connect
+from precompute import redisclient, versions
+from precompute.redisclient import Client, connect
 from precompute.settings import Settings
 
 log = logging.getLogger(__name__)
 
-# A service re-reads rec:active every VERSION_REFRESH_SECONDS (1 s by default): answers from
+# A service re-reads rec:{ctl}:active every VERSION_REFRESH_SECONDS (1 s by default): answers from
 # the previous version are tolerated this long after the switch before they count as wrong.
 SERVICE_CATCH_UP_SECONDS = 10.0
 HTTP_TIMEOUT_SECONDS = 5.0
@@ -82,7 +80,7 @@ def check_list(body: str, where: str) -> None:
         )
 
 
-def check_redis(client: redis.Redis, version: str, sample: int) -> dict[int, str]:
+def check_redis(client: Client, version: str, sample: int) -> dict[int, str]:
     """The version is active and its lists are whole; returns the sampled users' bodies."""
     current = versions.active(client)
     if current != version:
@@ -92,7 +90,7 @@ def check_redis(client: redis.Redis, version: str, sample: int) -> dict[int, str
         raise VerifyError(f"version {version} has no cold-start list")
     check_list(versions.as_text(default), f"cold-start list of {version}")
     found: dict[str, None] = {}  # SCAN may return a key twice
-    for key in client.scan_iter(match=rediskeys.user_pattern(version), count=1000):
+    for key in redisclient.scan(client, rediskeys.user_pattern(version), count=1000):
         found[key] = None
         if len(found) == sample:
             break
@@ -100,7 +98,7 @@ def check_redis(client: redis.Redis, version: str, sample: int) -> dict[int, str
     if not keys:
         raise VerifyError(f"version {version} has no user list")
     bodies = {}
-    for key, body in zip(keys, client.mget(keys), strict=True):
+    for key, body in zip(keys, redisclient.mget(client, keys), strict=True):
         if body is None:
             raise VerifyError(f"{key} vanished while being verified")
         text = versions.as_text(body)
@@ -109,7 +107,7 @@ def check_redis(client: redis.Redis, version: str, sample: int) -> dict[int, str
     return bodies
 
 
-def check_service(client: redis.Redis, url: str, version: str, bodies: dict[int, str]) -> int:
+def check_service(client: Client, url: str, version: str, bodies: dict[int, str]) -> int:
     """Each sampled user gets exactly the stored list from the service, from ``version``
     (or from the version its A/B variant is pinned to); returns the users asked."""
     pinned = {
@@ -124,14 +122,16 @@ def check_service(client: redis.Redis, url: str, version: str, bodies: dict[int,
             served = headers.get(VERSION_HEADER)
             if served == expected or time.monotonic() > deadline:
                 break
-            time.sleep(0.2)  # the service may still be caching the previous rec:active
+            time.sleep(0.2)  # the service may still be caching the previous rec:{ctl}:active
         where = f"service answer for user {user}"
         if status != 200:
             raise VerifyError(f"{where}: status {status}")
         if served != expected:
             raise VerifyError(f"{where}: {VERSION_HEADER} {served}, expected {expected}")
         check_list(body, where)
-        if expected == version and body != stored:
+        # The refresher may have rewritten the user's list since the sample was read: the
+        # service must answer what Redis holds now, not what it held then.
+        if expected == version and body not in (stored, client.get(rediskeys.user(version, user))):
             raise VerifyError(f"{where}: differs from the list stored in Redis")
     return len(bodies)
 
@@ -147,7 +147,7 @@ def _get(url: str) -> tuple[int, Message, str]:
         raise VerifyError(f"service at {url} unreachable: {exc}") from exc
 
 
-def _roll_back(client: redis.Redis, version: str, settings: Settings) -> str:
+def _roll_back(client: Client, version: str, settings: Settings) -> str:
     """Put the previous version back if ``version`` is what is served; says what happened."""
     if versions.active(client) != version:
         return f"{version} is not served: nothing rolled back"

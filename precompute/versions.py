@@ -20,6 +20,8 @@ from typing import cast
 import redis
 
 from contracts import rediskeys
+from precompute import redisclient
+from precompute.redisclient import Client
 
 
 class PublishError(RuntimeError):
@@ -31,35 +33,35 @@ def as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def active(client: redis.Redis) -> str | None:
+def active(client: Client) -> str | None:
     value = client.get(rediskeys.ACTIVE)
     return None if value is None else as_text(value)
 
 
-def published(client: redis.Redis) -> list[str]:
+def published(client: Client) -> list[str]:
     """Published versions, oldest first."""
     members = cast("list[bytes | str]", client.zrange(rediskeys.VERSIONS, 0, -1))  # no scores
     return [as_text(v) for v in members]
 
 
-def pending(client: redis.Redis) -> list[str]:
+def pending(client: Client) -> list[str]:
     return sorted(as_text(v) for v in client.smembers(rediskeys.PENDING))
 
 
-def served(client: redis.Redis) -> set[str]:
+def served(client: Client) -> set[str]:
     """Versions someone reads: the active one and any an A/B variant is pinned to."""
     pinned = {as_text(v) for v in client.hvals(rediskeys.VARIANT_VERSIONS)}
     current = active(client)
     return pinned | ({current} if current else set())
 
 
-def meta(client: redis.Redis, version: str) -> dict[str, str]:
+def meta(client: Client, version: str) -> dict[str, str]:
     """A version's metadata (model, snapshot, state, times, users...); {} if it has none."""
     raw = client.hgetall(rediskeys.meta(version))
     return {as_text(k): as_text(v) for k, v in raw.items()}
 
 
-def status(client: redis.Redis) -> dict:
+def status(client: Client) -> dict:
     """What is served and kept, with each version's metadata (model, snapshot, times,
     users, Redis bytes per user)."""
     current, kept, waiting = active(client), published(client), pending(client)
@@ -72,12 +74,12 @@ def status(client: redis.Redis) -> dict:
     }
 
 
-def require_pending(client: redis.Redis, version: str) -> None:
+def require_pending(client: Client, version: str) -> None:
     if not client.sismember(rediskeys.PENDING, version):
         raise PublishError(f"version {version} is not pending (finalized, or cleaned up)")
 
 
-def rollback(client: redis.Redis, grace_seconds: float = 2.0, to: str | None = None) -> str:
+def rollback(client: Client, grace_seconds: float = 2.0, to: str | None = None) -> str:
     """Switch back to ``to``, a version published before the active one (default: the one
     right before it); unpublish every version after it and delete them.
 
@@ -113,7 +115,7 @@ def rollback(client: redis.Redis, grace_seconds: float = 2.0, to: str | None = N
     return state["target"][0]
 
 
-def prune(client: redis.Redis, keep: int) -> list[str]:
+def prune(client: Client, keep: int) -> list[str]:
     """Delete all but the newest ``keep`` published versions, never one that is served.
 
     Unpublishing is one transaction watching what is served and what is published, so an
@@ -135,7 +137,7 @@ def prune(client: redis.Redis, keep: int) -> list[str]:
     return old
 
 
-def cleanup_crashed(client: redis.Redis) -> list[str]:
+def cleanup_crashed(client: Client) -> list[str]:
     """Delete the keys of versions left pending (crashed publishes, interrupted rollbacks
     and prunes), and of rolled-back versions an experiment kept until it no longer does."""
     left, kept = pending(client), set(published(client))
@@ -145,7 +147,7 @@ def cleanup_crashed(client: redis.Redis) -> list[str]:
     return left
 
 
-def _delete_unserved(client: redis.Redis, unpublished: list[str]) -> None:
+def _delete_unserved(client: Client, unpublished: list[str]) -> None:
     """Delete unpublished versions nobody reads; one an A/B variant still reads stays
     pending, so the first ``cleanup_crashed`` after its experiment ends deletes it."""
     keeping = served(client)
@@ -155,13 +157,15 @@ def _delete_unserved(client: redis.Redis, unpublished: list[str]) -> None:
             client.srem(rediskeys.PENDING, version)
 
 
-def delete(client: redis.Redis, version: str) -> None:
-    """Every key of ``version`` (not its pending marker)."""
+def delete(client: Client, version: str) -> None:
+    """Every key of ``version`` (not its pending marker): its lists on every primary (on a
+    cluster ``UNLINK`` is split by slot), then its metadata and shard reports."""
     batch: list = []
-    for key in client.scan_iter(match=rediskeys.version_pattern(version), count=10_000):
+    for key in redisclient.scan(client, rediskeys.version_pattern(version)):
         batch.append(key)
         if len(batch) >= 10_000:
             client.unlink(*batch)
             batch.clear()
     if batch:
         client.unlink(*batch)
+    client.unlink(*rediskeys.control_keys(version))

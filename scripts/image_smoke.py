@@ -192,7 +192,8 @@ def publish(client: redis.Redis, version: str) -> tuple[str, str]:
     body, default = response.format_body(user_ids), response.format_body(default_ids)
     with client.pipeline() as pipe:
         pipe.set(rediskeys.user(version, 1), body)
-        pipe.set(rediskeys.default(version), default)
+        for key in rediskeys.defaults(version):
+            pipe.set(key, default)
         pipe.hset(rediskeys.meta(version), mapping={"model": "smoke", "users": 1})
         pipe.zadd(rediskeys.VERSIONS, {version: time.time()})
         pipe.execute()

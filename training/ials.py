@@ -24,8 +24,9 @@ import numpy as np
 from scipy import sparse
 
 from training.factors import FactorModel
+from training.foldin import FoldIn, fitted
 from training.interactions import Interactions
-from training.weighting import HistoryModel, history_matrix
+from training.weighting import HistoryModel, rating_top
 
 FOLD_IN_BLOCK = 2**24  # entries of the per-movie outer products summed at once (128 MiB)
 
@@ -74,17 +75,14 @@ class IALS(HistoryModel):
                 random_state=self.seed,
             )
             als.fit(confidence, show_progress=False)
-        item_factors = np.ascontiguousarray(als.item_factors, dtype=np.float32)
-        history = history_matrix(data, self.weighting)
-        users = np.diff(history.indptr) > 0  # the rest get popularity, as precompute gives
-        return FactorModel(
-            algorithm=self.name,
-            user_ids=data.user_ids[users],
-            item_ids=data.item_ids,
-            user_factors=fold_in(item_factors, history[users], self.regularization, self.alpha),
-            item_factors=item_factors,
-            item_bias=np.zeros(data.n_items, dtype=np.float32),
+        fold = FoldIn(
+            "ials",
+            self.weighting,
+            rating_top(data),
+            numbers={"regularization": self.regularization, "alpha": self.alpha},
         )
+        # Users with no movie get no factors: popularity, as precompute gives.
+        return fitted(fold, algorithm=self.name, data=data, item_factors=als.item_factors)
 
 
 def fold_in(

@@ -66,41 +66,18 @@ class Interactions:
                 ratings["movie_id"].to_numpy(dtype=object),
                 watches["movie_id"].to_numpy(dtype=object),
             ).astype(object)
-        n_users, n_items = len(user_ids), len(item_ids)
 
         def keys(frame: pd.DataFrame) -> np.ndarray:
             rows = np.searchsorted(user_ids, frame["user_id"].to_numpy()).astype(np.int64)
-            return rows * n_items + np.searchsorted(
+            return rows * len(item_ids) + np.searchsorted(
                 item_ids, frame["movie_id"].to_numpy(dtype=object)
             )
 
-        pair_keys = np.concatenate([keys(ratings), keys(watches)]).astype(np.int64)
-        times = _contact_seconds(ratings, watches)
-        if times is None:
-            unique, latest = np.unique(pair_keys), None
-        else:
-            # By pair, then time: the last row of each pair holds its latest contact. The
-            # temporaries (8 bytes a row each) go as soon as they are used.
-            order = np.lexsort((times, pair_keys))
-            ordered = pair_keys[order]
-            del pair_keys
-            last = np.append(ordered[1:] != ordered[:-1], True)
-            unique, latest = ordered[last], times[order[last]]
-            del order, ordered, times
-        rows = unique // n_items
-        indptr = np.zeros(n_users + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
-        seen = sparse.csr_matrix(
-            (np.ones(len(unique), dtype=np.int8), (unique % n_items).astype(np.int32), indptr),
-            shape=(n_users, n_items),
+        seen, last_contact = contact_matrices(
+            (len(user_ids), len(item_ids)),
+            np.concatenate([keys(ratings), keys(watches)]).astype(np.int64),
+            _contact_seconds(ratings, watches),
         )
-        last_contact = None
-        if latest is not None:
-            last_contact = sparse.csr_matrix(
-                (latest.astype(np.uint32), seen.indices, seen.indptr),
-                shape=seen.shape,
-                copy=False,
-            )
         rated = pd.DataFrame(
             {
                 "user_idx": np.searchsorted(user_ids, ratings["user_id"].to_numpy()),
@@ -113,6 +90,48 @@ class Interactions:
     def popularity(self) -> np.ndarray:
         """Distinct users who rated or watched each movie."""
         return np.asarray(self.seen.sum(axis=0)).ravel()
+
+
+def contact_matrices(
+    shape: tuple[int, int], pair_keys: np.ndarray, times: np.ndarray | None
+) -> tuple[sparse.csr_matrix, sparse.csr_matrix | None]:
+    """``seen`` and ``last_contact`` from every contact as ``user_idx * n_items + item_idx``
+    (duplicates allowed) and its Unix seconds (None: no times). Also how the refresher
+    indexes its batches' histories (``refresher.history``)."""
+    n_users, n_items = shape
+    if times is None:
+        unique, latest = np.unique(pair_keys), None
+    else:
+        # By pair (one key: much faster than sorting by pair and time), then each pair's
+        # latest time. The temporaries (8 bytes a row each) go as soon as they are used.
+        order = np.argsort(pair_keys)
+        ordered = pair_keys[order]
+        del pair_keys
+        starts = np.flatnonzero(first_of_runs(ordered))
+        unique = ordered[starts]
+        del ordered
+        latest = np.maximum.reduceat(times[order], starts) if len(starts) else times[:0].copy()
+        del order, times
+    rows = unique // n_items
+    indptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
+    seen = sparse.csr_matrix(
+        (np.ones(len(unique), dtype=np.int8), (unique % n_items).astype(np.int32), indptr),
+        shape=shape,
+    )
+    if latest is None:
+        return seen, None
+    last_contact = sparse.csr_matrix(
+        (latest.astype(np.uint32), seen.indices, seen.indptr), shape=shape, copy=False
+    )
+    return seen, last_contact
+
+
+def first_of_runs(ordered: np.ndarray) -> np.ndarray:
+    """Where each run of equal values in ``ordered`` starts (a mask)."""
+    first = np.ones(len(ordered), dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=first[1:])
+    return first
 
 
 UINT32_SECONDS = 2**32  # last_contact's range: Unix seconds 0 .. 2**32 - 1 (1970 to 2106)

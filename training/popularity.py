@@ -6,6 +6,7 @@ import numpy as np
 
 from training.algorithm import Algorithm
 from training.factors import FactorModel
+from training.foldin import FoldIn, fitted
 from training.interactions import Interactions
 
 
@@ -16,11 +17,12 @@ class Popularity(Algorithm):
         return {}
 
     def fit(self, data: Interactions) -> FactorModel:
-        return FactorModel(
+        """Zero-width factors for everyone (any history folds in to them), log popularity
+        as the bias."""
+        return fitted(
+            FoldIn("constant"),
             algorithm=self.name,
-            user_ids=data.user_ids,
-            item_ids=data.item_ids,
-            user_factors=np.zeros((data.n_users, 0), dtype=np.float32),
+            data=data,
             item_factors=np.zeros((data.n_items, 0), dtype=np.float32),
             item_bias=np.log1p(data.popularity()).astype(np.float32),
         )

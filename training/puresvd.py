@@ -24,8 +24,9 @@ import numpy as np
 from scipy import sparse
 
 from training.factors import FactorModel
+from training.foldin import FoldIn, fitted
 from training.interactions import Interactions
-from training.weighting import HistoryModel, history_matrix
+from training.weighting import HistoryModel, rating_top
 
 
 class PureSVD(HistoryModel):
@@ -62,15 +63,11 @@ class PureSVD(HistoryModel):
         rank = min(self.factors, smaller - 1)  # ARPACK finds fewer than min(shape) values
         start = np.random.default_rng(self.seed).standard_normal(smaller)
         _, _, vt = svds(matrix, k=rank, v0=start, random_state=self.seed)
-        item_factors = np.ascontiguousarray(vt.T, dtype=np.float32)
-        history = history_matrix(data, self.weighting)
-        users = np.diff(history.indptr) > 0  # the rest get popularity, as precompute gives
-        user_factors = (history[users].astype(np.float64) @ scale) @ vt.T
-        return FactorModel(
-            algorithm=self.name,
-            user_ids=data.user_ids[users],
-            item_ids=data.item_ids,
-            user_factors=np.ascontiguousarray(user_factors, dtype=np.float32),
-            item_factors=item_factors,
-            item_bias=np.zeros(data.n_items, dtype=np.float32),
+        fold = FoldIn(
+            "projection",
+            self.weighting,
+            rating_top(data),
+            {"column_scale": scale.diagonal(), "projection": np.ascontiguousarray(vt.T)},
         )
+        # Users with no movie get no factors: popularity, as precompute gives.
+        return fitted(fold, algorithm=self.name, data=data, item_factors=vt.T)

@@ -2,7 +2,10 @@
 
 Surprise predicts ``mu + b_u + b_i + p_u . q_i``; for ranking one user's movies ``mu + b_u``
 is a constant, so scoring uses ``p_u``, ``q_i`` and ``b_i`` only, and the artifact keeps
-``mu``, ``b_u`` and the rating scale beside them for rating prediction (RMSE/MAE).
+``mu``, ``b_u`` and the rating scale beside them for rating prediction (RMSE/MAE). Surprise
+learns the movies' side; each user's ``b_u`` and ``p_u`` are then folded in from their
+ratings (a ridge solve against ``q_i`` and ``mu + b_i``, ``training.foldin``), at fit time
+and for any ratings later alike.
 
 A rating predictor is a weak top-N ranker: it learns how much a user likes what they chose
 to rate, not what they would choose, and users who only watched get no factors at all
@@ -16,6 +19,7 @@ import pandas as pd
 
 from training.algorithm import Algorithm
 from training.factors import FactorModel
+from training.foldin import FoldIn, fitted
 from training.interactions import Interactions
 from training.settings import Settings
 
@@ -23,17 +27,25 @@ from training.settings import Settings
 class SVD(Algorithm):
     name = "svd"
 
-    def __init__(self, n_factors: int = 64, n_epochs: int = 20, seed: int = 42):
+    def __init__(
+        self, n_factors: int = 64, n_epochs: int = 20, seed: int = 42, fold_in_reg: float = 5.0
+    ):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
         self.seed = seed
+        self.fold_in_reg = fold_in_reg  # the L2 penalty of the users' ridge solve
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SVD:
         return cls(settings.svd_factors, settings.svd_epochs, settings.seed)
 
     def params(self) -> dict:
-        return {"n_factors": self.n_factors, "n_epochs": self.n_epochs, "seed": self.seed}
+        return {
+            "n_factors": self.n_factors,
+            "n_epochs": self.n_epochs,
+            "seed": self.seed,
+            "fold_in_reg": self.fold_in_reg,
+        }
 
     def surprise_algo(self):
         import surprise
@@ -55,27 +67,20 @@ class SVD(Algorithm):
         trainset = _dataset(frame).build_full_trainset()
         algo = self.surprise_algo().fit(trainset)
 
-        # Surprise numbers users and items in its own order; map back to ours.
-        user_rows = np.array([trainset.to_raw_uid(i) for i in range(trainset.n_users)])
+        # Surprise numbers items in its own order; map back to ours. Its user side is not
+        # kept: every user's [b_u, p_u] is folded in (a ridge solve against the movies'
+        # factors and biases), so a user's factors are a function of their ratings alone.
         item_rows = np.array([trainset.to_raw_iid(i) for i in range(trainset.n_items)])
-        user_factors = np.zeros((data.n_users, self.n_factors), dtype=np.float32)
         item_factors = np.zeros((data.n_items, self.n_factors), dtype=np.float32)
         item_bias = np.zeros(data.n_items, dtype=np.float32)
-        user_factors[user_rows] = algo.pu
         item_factors[item_rows] = algo.qi
         item_bias[item_rows] = algo.bi
-        user_bias = np.zeros(data.n_users, dtype=np.float32)
-        user_bias[user_rows] = algo.bu
-        rated = np.zeros(data.n_users, dtype=bool)
-        rated[user_rows] = True
-        return FactorModel(
+        return fitted(
+            FoldIn("ridge", numbers={"reg": self.fold_in_reg}),
             algorithm=self.name,
-            user_ids=data.user_ids[rated],
-            item_ids=data.item_ids,
-            user_factors=user_factors[rated],
+            data=data,
             item_factors=item_factors,
             item_bias=item_bias,
-            user_bias=user_bias[rated],
             global_mean=float(trainset.global_mean),
             rating_range=(float(trainset.rating_scale[0]), float(trainset.rating_scale[1])),
         )

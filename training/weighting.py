@@ -77,15 +77,21 @@ def recency_rank(last_contact: sparse.csr_matrix) -> np.ndarray:
     return lengths[rows] - 1 - position
 
 
-def history_matrix(data: Interactions, weighting: Weighting) -> sparse.csr_matrix:
+def history_matrix(
+    data: Interactions, weighting: Weighting, *, rating_top: float | None = None
+) -> sparse.csr_matrix:
     """users x movies float32 CSR with ``data.seen``'s pattern (sorted indices) holding x_ui
-    (see the module doc). Recency needs ``data.last_contact``: without it, a ValueError."""
+    (see the module doc). Recency needs ``data.last_contact``: without it, a ValueError.
+
+    ``rating_top``: the stars a rating is divided by (value ``rating``); default the highest
+    rating in ``data``. A model records the one it was fit with (``training.foldin``), so a
+    history folded in later is weighted as the training histories were."""
     seen = data.seen.tocsr()
     if not seen.has_sorted_indices:
         seen = seen.sorted_indices()
     values = np.ones(seen.nnz, dtype=np.float64)
     if weighting.value == "rating":
-        values = _rating_values(data, seen)
+        values = _rating_values(data, seen, rating_top)
     if weighting.recency != "none":
         values *= weighting.floor + (1.0 - weighting.floor) * np.exp(
             -_recency(data, seen, weighting.recency) / weighting.tau
@@ -95,8 +101,19 @@ def history_matrix(data: Interactions, weighting: Weighting) -> sparse.csr_matri
     )
 
 
-def _rating_values(data: Interactions, seen: sparse.csr_matrix) -> np.ndarray:
-    """Stars over the highest rating of the data for rated pairs, 1 for watched-only ones."""
+def rating_top(data: Interactions) -> float:
+    """The highest rating in ``data`` (0 when it has none): what stars are divided by."""
+    ratings = data.ratings
+    if ratings is None or ratings.empty:
+        return 0.0
+    return float(ratings["rating"].max())
+
+
+def _rating_values(
+    data: Interactions, seen: sparse.csr_matrix, top: float | None = None
+) -> np.ndarray:
+    """Stars over ``top`` (default the highest rating of the data) for rated pairs, 1 for
+    watched-only ones."""
     values = np.ones(seen.nnz, dtype=np.float64)
     ratings = data.ratings
     if ratings is None or ratings.empty:
@@ -110,7 +127,7 @@ def _rating_values(data: Interactions, seen: sparse.csr_matrix) -> np.ndarray:
     stars = ratings["rating"].to_numpy(dtype=np.float64)
     order = np.argsort(rated_keys, kind="stable")
     rated_keys, stars = rated_keys[order], stars[order]
-    top = float(stars.max())
+    top = float(stars.max()) if top is None else top
     if top <= 0:
         return values
     found = np.minimum(np.searchsorted(rated_keys, entry_keys), len(rated_keys) - 1)

@@ -25,6 +25,7 @@ import ingest.drift
 import ingest.settings
 import online.settings
 import precompute.settings
+import refresher.settings
 import service.settings
 import training.settings
 from contracts import env as envvars
@@ -65,6 +66,7 @@ SETTINGS: dict[str, tuple[type, tuple[ModuleType, ...]]] = {
     "online": (online.settings.Settings, (online.settings,)),
     "experiments": (experiments.settings.Settings, (experiments.settings,)),
     "service": (service.settings.Settings, (service.settings,)),
+    "refresher": (refresher.settings.Settings, (refresher.settings, precompute.settings)),
 }
 # The DAG files read at parse time (so they cannot be called with a mapping); every name they
 # read is in recsys_defaults.py's table.
@@ -212,6 +214,10 @@ def test_from_env_with_a_mapping_reads_nothing_else(
 # Integer variables and the least value each accepts (one less is refused, not clamped).
 INTEGERS = {
     "KAFKA_SESSION_TIMEOUT_MS": 1,
+    "REFRESH_SESSION_TIMEOUT_MS": 1,
+    "REFRESH_BATCH_USERS": 1,
+    "REFRESH_MIN_HISTORY": 1,
+    "REFRESH_METRICS_PORT": 0,
     "INGEST_BATCH_SIZE": 1,
     "INGEST_METRICS_PORT": 0,
     "SNAPSHOT_KEEP": 1,
@@ -255,6 +261,7 @@ INTEGERS = {
 # Number variables: a value accepted, and values out of range.
 NUMBERS = {
     "INGEST_BATCH_SECONDS": ("0.5", ["0", "-1"]),
+    "REFRESH_BATCH_SECONDS": ("0.5", ["0", "-1"]),
     "DRIFT_MIN_HOURS": ("0", ["-1"]),
     "DRIFT_VOLUME_FACTOR": ("1", ["0.99", "0"]),
     "DRIFT_RATING_MEAN": ("0", ["-0.1"]),
@@ -296,6 +303,9 @@ NUMBERS = {
 SHAPED = {
     "KAFKA_BOOTSTRAP": ("k1:9092, k2:9093", "kafka"),
     "REDIS_URL": ("redis://10.0.0.5:6380/2", "localhost:6379"),
+    "REDIS_MODE": ("cluster", "replica"),  # sentinel alone is refused: it needs REDIS_SENTINELS
+    "REDIS_CLUSTER_NODES": ("r0:6379, r1:6379", "r0"),
+    "REDIS_SENTINELS": ("s0:26379,s1:26379", "s0:"),
     "REQUEST_LOG_KAFKA_BOOTSTRAP": ("k1:9092", "kafka:"),
     "RATING_SCALE": ("1-10", "5-1"),
     "ONLINE_STREAM_RECOMMENDATIONS": ("no", "2"),
@@ -313,6 +323,7 @@ SHAPED = {
     "PURESVD_RECENCY": ("rank", "latest"),
     "IALS_VALUE": ("rating", "stars"),
     "IALS_RECENCY": ("relrank", "latest"),
+    "PRECOMPUTE_DEVICE": ("cpu", "gpu"),
 }
 # Free text: any value is used as given.
 TEXT = {
@@ -320,6 +331,7 @@ TEXT = {
     "SNAPSHOT_URI",
     "KAFKA_TOPIC",
     "KAFKA_GROUP",
+    "REFRESH_KAFKA_GROUP",
     "NEURAL_DEVICE",  # torch judges it when the neural model trains, not SVD's settings
     "TUNED_PARAMS",  # a path, read when a model is built
     "REQUEST_LOG_KAFKA_TOPIC",
@@ -327,6 +339,7 @@ TEXT = {
     "PUSHGATEWAY_URL",
     "ONLINE_PUSH_JOB",
     "FALLBACK_PATH",
+    "REDIS_SENTINEL_MASTER",
     "PROMETHEUS_MULTIPROC_DIR",
 }
 NOT_A_NUMBER = ["abc", "nan", "inf", "-inf", "1e400", "1,5"]

@@ -17,6 +17,7 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
 from ingest import prom as ingest_prom
+from refresher import prom as refresher_prom
 from service import prom as service_prom
 from service.app import create_app
 
@@ -43,7 +44,7 @@ def exposed_names() -> set[str]:
     names: set[str] = set()
     collectors = [
         v
-        for module in (service_prom, ingest_prom)
+        for module in (service_prom, ingest_prom, refresher_prom)
         for v in vars(module).values()
         if isinstance(v, MetricWrapperBase)
     ]
@@ -69,7 +70,7 @@ def dashboard_exprs() -> list[str]:
 
 
 def queried_metrics(expr: str) -> set[str]:
-    return set(re.findall(r"(?<![\w:])((?:recsys_service|ingest)_[a-z0-9_]+)", expr))
+    return set(re.findall(r"(?<![\w:])((?:recsys_service|ingest|refresher)_[a-z0-9_]+)", expr))
 
 
 @pytest.mark.parametrize("source", ["alerts", "dashboard"])
@@ -133,12 +134,33 @@ def test_service_deployment_is_what_the_issue_asks_for() -> None:
 
 @pytest.mark.parametrize(
     ("configmap", "settings_module"),
-    [("recsys-service", "service/settings.py"), ("recsys-ingest", "ingest/settings.py")],
+    [
+        ("recsys-service", "service/settings.py"),
+        ("recsys-ingest", "ingest/settings.py"),
+        ("recsys-refresher", "refresher/settings.py"),
+    ],
 )
 def test_configmap_keys_are_documented_settings(configmap: str, settings_module: str) -> None:
     text = (ROOT / settings_module).read_text()
     for key in base_resources()[("ConfigMap", configmap)]["data"]:
         assert re.search(rf"\b{key}\b", text), f"{key} is not a setting of {settings_module}"
+
+
+def test_refresher_deployment() -> None:
+    res = base_resources()
+    dep = res[("Deployment", "recsys-refresher")]
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+    pod = dep["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "refresher", "run"]
+    port = int(res[("ConfigMap", "recsys-refresher")]["data"]["REFRESH_METRICS_PORT"])
+    assert container["ports"][0]["containerPort"] == port
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert probe in container
+    env = {e["name"]: e for e in container["env"]}
+    assert "$(REDIS_PASSWORD)" in env["REDIS_URL"]["value"]
+    assert dep["spec"]["template"]["metadata"]["labels"]["recsys.io/redis-client"] == "true"
+    assert ("NetworkPolicy", "recsys-refresher") in res
 
 
 def test_ingest_consumer_deployment() -> None:
@@ -197,12 +219,20 @@ def _copied(stage: str) -> set[str]:
 
 def test_images_copy_exactly_the_packages_their_processes_import() -> None:
     """The service image: the service and contracts; the pipeline image: every package a DAG
-    task imports (and what those import), nothing else of ours."""
+    task or a Deployment running the pipeline image (``python -m <package>``) imports (and
+    what those import), nothing else of ours."""
     text = (ROOT / "Dockerfile").read_text()
     stages = dict(re.findall(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", text, re.M | re.S))
     assert _copied(stages["service"]) == {"contracts", "service"}
     ours = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
-    needed, todo = {"dags"}, [ROOT / "dags"]
+    processes = {
+        dep["spec"]["template"]["spec"]["containers"][0]["command"][2].split(".")[0]
+        for (kind, _), dep in base_resources().items()
+        if kind == "Deployment"
+        and dep["spec"]["template"]["spec"]["containers"][0]["image"] == "recsys-pipeline"
+    }
+    assert {"ingest", "refresher"} <= processes
+    needed, todo = {"dags", *processes}, [ROOT / "dags", *(ROOT / p for p in processes)]
     while todo:
         for path in todo.pop().rglob("*.py"):
             for node in ast.walk(ast.parse(path.read_text())):

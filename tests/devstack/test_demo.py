@@ -59,7 +59,7 @@ def test_demo_serves_quietly_and_stops_everything_it_started(
     assert survivors(tree, str(running.data_dir)) == {}
     assert [port for port in sorted(ports) if not port_free(port)] == []
     output = running.output()
-    assert re.search(r"==> stopping service, kafka, redis", output)
+    assert re.search(r"==> stopping refresher, service, kafka, redis", output)
     assert "Traceback" not in output
     assert "SIGKILL" not in output  # no gunicorn worker had to be killed
 

@@ -1,6 +1,7 @@
 """``make observe``: the demo watched by a real Prometheus (Debian's package) with the
-production scrape config and alert rules. Its two targets, the service and the ingest
-consumer, are up, and the alert rules from monitoring/alerts.yml are loaded and evaluated."""
+production scrape config and alert rules. Its three targets, the service, the ingest
+consumer and the refresher, are up, and the alert rules from monitoring/alerts.yml are
+loaded and evaluated."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import requests
 
 from devstack.servers import LOOPBACK, free_port
 
-JOBS = {"recsys-service", "recsys-ingest"}  # monitoring/prometheus.yml's jobs
+JOBS = {"recsys-service", "recsys-ingest", "recsys-refresher"}  # monitoring/prometheus.yml's jobs
 RULE_GROUPS = {"recsys-recording", "recsys-service"}  # some of monitoring/alerts.yml's groups
 NEVER = "0001-01-01T00:00:00Z"  # Prometheus' lastEvaluation of a rule not evaluated yet
 

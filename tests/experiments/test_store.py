@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 import redis
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 
 from contracts import ab, rediskeys
 from experiments import store
@@ -41,11 +43,33 @@ def draft(**changes) -> Experiment:
 BOTH = ["--variant", "control=v1", "--variant", "treatment=v2"]
 
 
-def test_experiment_keys_are_single_colon_so_no_version_cleanup_matches_them() -> None:
+def test_experiment_keys_are_control_keys_so_no_version_cleanup_matches_them() -> None:
+    """In the control keys' slot (one transaction with the split on a cluster), and never
+    matched by a version's cleanup pattern."""
     for key in (rediskeys.EXPERIMENT, rediskeys.EXPERIMENTS):
-        assert key.count(":") == 1
-        for version in ("experiment", "experiments", "*"):
+        assert key_slot(key.encode()) == key_slot(rediskeys.SPLIT.encode())
+        for version in ("experiment", "experiments", "ctl"):
             assert not fnmatch.fnmatchcase(key, rediskeys.version_pattern(version))
+
+
+def test_an_experiment_starts_pins_and_stops_on_a_redis_cluster(
+    cluster_client: RedisCluster, publisher
+) -> None:
+    """The store's transactions on Redis Cluster; a pinned version survives the prunes."""
+    pinned = publisher.publish_lists(cluster_client, "pinned")
+    now = publisher.publish_lists(cluster_client, "now")
+    variants = {"control": now.version, "treatment": pinned.version}
+    assert store.start(cluster_client, draft(variants=variants)).name == "exp1"
+    assert cluster_client.hgetall(rediskeys.VARIANT_VERSIONS)["treatment"] == pinned.version
+    store.change_split(cluster_client, {"control": 50, "treatment": 50})
+    assert cluster_client.hgetall(rediskeys.SPLIT) == {"control": "50", "treatment": "50"}
+    for tag in ("b", "c"):
+        publisher.publish_lists(cluster_client, tag)
+    assert len(publisher.user_keys(cluster_client, pinned.version)) == publisher.users
+    store.stop(cluster_client)
+    assert cluster_client.exists(rediskeys.SPLIT, rediskeys.VARIANT_VERSIONS) == 0
+    publisher.publish_lists(cluster_client, "after")
+    assert publisher.version_keys(cluster_client, pinned.version) == []
 
 
 def test_start_change_and_stop_as_the_service_reads_them(

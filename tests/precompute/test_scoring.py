@@ -84,14 +84,17 @@ def reference_lists(
     return reference_lists
 
 
+@pytest.mark.parametrize("device", ["numpy", "cpu"])
 @pytest.mark.parametrize(
     ("kind", "block_size", "threads"), [("dyadic", 1000, 1), ("dyadic", 7, 2), ("ints", 16, 2)]
 )
 def test_user_bodies_match_per_user_reference(
-    kind: str, block_size: int, threads: int, reference_lists: Callable[..., dict]
+    kind: str, block_size: int, threads: int, device: str, reference_lists: Callable[..., dict]
 ) -> None:
+    """The numpy path and the torch pass (here on the CPU, as it runs on a GPU) both give the
+    reference's lists, ties included (``ints``: many), unknown and saturated users included."""
     model, data = small_case(kind)
-    bodies = dict(user_bodies(model, data, block_size=block_size, threads=threads))
+    bodies = dict(user_bodies(model, data, block_size=block_size, threads=threads, device=device))
     assert sorted(bodies) == data.user_ids.tolist()
     expected = reference_lists(model, data)
     for user_id, body in bodies.items():
@@ -121,13 +124,16 @@ def test_shards_partition_the_users_and_give_the_same_bodies() -> None:
     assert parts == whole
 
 
-def test_rules_cap_labels_greedily_like_the_reference(reference_lists: Callable[..., dict]) -> None:
+@pytest.mark.parametrize("device", ["numpy", "cpu"])
+def test_rules_cap_labels_greedily_like_the_reference(
+    device: str, reference_lists: Callable[..., dict]
+) -> None:
     model, data = small_case("dyadic", n_items=600)
     rules = [
         LabelCap("year", year_labels(data.item_ids), 2),
         LabelCap("prefix", prefix_labels(data.item_ids, 1), 6),
     ]
-    bodies = dict(user_bodies(model, data, rules=rules, pool=60, threads=2))
+    bodies = dict(user_bodies(model, data, rules=rules, pool=60, threads=2, device=device))
     expected = reference_lists(model, data, rules, pool=60)
     for user_id, body in bodies.items():
         movies = parse_body(body.decode())

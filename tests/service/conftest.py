@@ -28,6 +28,7 @@ import requests
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
+from redis.cluster import RedisCluster
 
 from contracts import rediskeys, response
 from devstack.servers import LOOPBACK, free_port, wait_for_port
@@ -50,7 +51,7 @@ def _movies(tag: str, n: int = response.LIST_LENGTH) -> list[str]:
 
 
 def _publish_lists(
-    client: redis.Redis,
+    client: redis.Redis | RedisCluster,
     version: str,
     users: dict[int, list[str]],
     default: list[str],
@@ -63,7 +64,8 @@ def _publish_lists(
     with client.pipeline() as pipe:
         for uid, body in bodies.items():
             pipe.set(rediskeys.user(version, uid), body)
-        pipe.set(rediskeys.default(version), response.format_body(default))
+        for key in rediskeys.defaults(version):  # a copy per bucket, beside each user's list
+            pipe.set(key, response.format_body(default))
         pipe.hset(rediskeys.meta(version), mapping={"model": "test", "users": len(bodies)})
         pipe.zadd(rediskeys.VERSIONS, {version: time.time()})
         pipe.execute()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+from redis.crc import key_slot
 
 from contracts import ab, rediskeys, response
 
@@ -78,19 +79,27 @@ def test_bad_splits_are_refused_whole(raw: dict[str, str]) -> None:
         ab.parse_split(raw)
 
 
-def test_the_rediskeys_for_ab_are_single_colon_so_no_version_cleanup_matches_them() -> None:
-    """precompute deletes a version with SCAN rec:{version}:*; the service-wide keys, the
-    A/B ones included, must never match that, whatever the version is called."""
-    for key in (
+def test_the_service_wide_keys_share_one_slot_and_no_version_cleanup_matches_them() -> None:
+    """precompute deletes a version with SCAN rec:{<version>:*; the service-wide keys, the
+    A/B ones included, must never match that, whatever (valid) name the version has; and they
+    share one hash slot, so the service reads them in one transaction on Redis Cluster."""
+    control = (
         rediskeys.ACTIVE,
         rediskeys.VERSIONS,
         rediskeys.PENDING,
         rediskeys.SPLIT,
         rediskeys.VARIANT_VERSIONS,
-    ):
-        assert key.count(":") == 1
-        for version in ("active", "split", "*", "v1", "variant_versions"):
+        rediskeys.EXPERIMENT,
+        rediskeys.EXPERIMENTS,
+        rediskeys.meta("v1"),
+    )
+    assert len({key_slot(key.encode()) for key in control}) == 1
+    for key in control:
+        for version in ("active", "split", "ctl", "v1", "variant_versions", "rec"):
+            assert rediskeys.valid_version(version)
             assert not fnmatch.fnmatchcase(key, rediskeys.version_pattern(version))
+    for bad in ("*", "a:b", "{ctl}", "a b", "[x]"):
+        assert not rediskeys.valid_version(bad)
 
 
 # --- through the store, real Redis ----------------------------------------------------------

@@ -110,7 +110,7 @@ def test_rollback_deleting_the_cached_version_is_noticed_on_the_next_request(
     assert client.get(f"/recommend/{KNOWN_USER}").headers["X-Model-Version"] == "v2"
 
     service.redis.set(rediskeys.ACTIVE, "v1")
-    service.redis.delete(*service.redis.keys(rediskeys.version_pattern("v2")))
+    service.redis.delete(*service.redis.keys(rediskeys.version_pattern("v2")))  # lists
     gap = client.get(f"/recommend/{KNOWN_USER}")
     assert gap.status_code == 200
     assert gap.headers["X-Recommendation-Source"] == "fallback"

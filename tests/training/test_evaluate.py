@@ -259,7 +259,12 @@ def test_cli_on_a_movielens_file_prints_the_leaderboard_and_writes_a_report(
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
 
 
-def test_svd_predictions_are_surprises_own(world_history: History) -> None:
+def test_svd_movies_are_surprises_own_and_users_their_ridge_fold_in(
+    world_history: History,
+) -> None:
+    """Surprise learns the movies' factors and biases (ours are its own); each user's
+    ``[b_u, p_u]`` is the ridge solve of their stars against them (``training.foldin``):
+    the normal equations hold, and predictions are ``mu + b_u + b_i + p_u . q_i``."""
     import surprise
 
     split = temporal_split(world_history)
@@ -274,15 +279,26 @@ def test_svd_predictions_are_surprises_own(world_history: History) -> None:
         frame, surprise.Reader(rating_scale=(low, high))
     ).build_full_trainset()
     algo = svd.surprise_algo().fit(trainset)
-    sample = ratings.sample(50, random_state=0)
-    ours = model.predict_ratings(
-        model.user_rows(split.train.user_ids[sample["user_idx"].to_numpy()]),
-        sample["item_idx"].to_numpy(),
-    )
-    theirs = [
-        algo.predict(u, i).est for u, i in zip(sample["user_idx"], sample["item_idx"], strict=True)
-    ]
-    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    items = np.array([trainset.to_raw_iid(i) for i in range(trainset.n_items)])
+    np.testing.assert_allclose(model.item_factors[items], algo.qi, atol=1e-6)
+    np.testing.assert_allclose(model.item_bias[items], algo.bi, atol=1e-6)
+    assert model.global_mean == pytest.approx(trainset.global_mean)
+
+    for user_idx in ratings["user_idx"].drop_duplicates().sample(20, random_state=0):
+        mine = ratings[ratings["user_idx"] == user_idx]
+        rated = mine["item_idx"].to_numpy()
+        row = model.user_rows(split.train.user_ids[[user_idx]])[0]
+        assert model.user_bias is not None
+        solution = np.concatenate([[model.user_bias[row]], model.user_factors[row]])
+        design = np.hstack([np.ones((len(rated), 1)), model.item_factors[rated]]).astype(float)
+        target = mine["rating"].to_numpy(float) - model.global_mean - model.item_bias[rated]
+        gradient = design.T @ (design @ solution - target) + svd.fold_in_reg * solution
+        np.testing.assert_allclose(gradient, 0, atol=1e-3)
+        predicted = model.predict_ratings(np.full(len(rated), row), rated)
+        expected = np.clip(
+            model.global_mean + design @ solution + model.item_bias[rated], low, high
+        )
+        np.testing.assert_allclose(predicted, expected, atol=1e-4)
 
 
 def test_cli_on_a_simulated_world_prints_every_model_asked_for() -> None:
