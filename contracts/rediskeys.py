@@ -128,7 +128,7 @@ def user(version: str, user_id: int) -> str:
 def default(version: str, user_id: int = 0) -> str:
     """The copy of the cold-start list in ``user_id``'s bucket (every copy is the same
     list; the service reads the one beside the user's key)."""
-    return f"{_tag(version, bucket(user_id))}d"
+    return default_in(version, bucket(user_id))
 
 
 def default_in(version: str, bucket_: int) -> str:

@@ -42,16 +42,16 @@ class Rows:
     @classmethod
     def of(cls, table: pd.DataFrame, catalogue: pd.Index, time: str) -> Rows:
         item = catalogue.get_indexer(table["movie_id"])
+        users = table["user_id"].to_numpy().astype(np.int64)
         keep = np.flatnonzero(item >= 0)
-        users = table["user_id"].to_numpy()[keep]
-        order = keep[np.argsort(users, kind="stable")]
+        order = keep[np.argsort(users[keep], kind="stable")]
         stars = (
             table["rating"].to_numpy(dtype=np.float32)[order]
             if "rating" in table.columns
             else np.full(len(order), np.nan, dtype=np.float32)
         )
         return cls(
-            table["user_id"].to_numpy().astype(np.int64)[order],
+            users[order],
             item[order].astype(np.int64),
             table[time].to_numpy(dtype="datetime64[us]").astype(np.int64)[order],
             stars,

@@ -43,13 +43,8 @@ class Since:
 
     @classmethod
     def of(cls, rows: list[Row]) -> Since:
-        if not rows:
-            empty = np.zeros(0, dtype=np.int64)
-            return cls(
-                empty, empty, np.zeros(0, dtype=bool), empty, empty,
-                np.zeros(0, dtype=object), np.zeros(0),
-            )  # fmt: skip
-        partition, offset, is_rate, time, user, movie, rating = zip(*rows, strict=True)
+        columns = list(zip(*rows, strict=True)) if rows else [()] * 7
+        partition, offset, is_rate, time, user, movie, rating = columns
         return cls(
             np.array(partition, dtype=np.int64),
             np.array(offset, dtype=np.int64),
@@ -69,7 +64,7 @@ class _Partition:
 
 
 class Recent:
-    """Events by partition (offsets, users, broker times) and by user (journal rows)."""
+    """Events by partition (offsets, users, broker times) and by user (``Row``s)."""
 
     def __init__(self) -> None:
         self._partitions: dict[int, _Partition] = defaultdict(_Partition)
