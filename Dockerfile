@@ -45,10 +45,12 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 # The whole package, fallback.txt included: the last-resort list answered while Redis is down
 # (FALLBACK_PATH defaults to it; `python -m service` refuses to start if it is unusable);
-# and contracts/, the standard-library package of what the service shares with the pipeline.
+# contracts/, the standard-library package of what the service shares with the pipeline; and
+# redisconn/, how every role opens Redis (redis-py only).
 COPY contracts/ contracts/
+COPY redisconn/ redisconn/
 COPY service/ service/
-RUN python -m compileall -q contracts service \
+RUN python -m compileall -q contracts redisconn service \
     && test -s service/fallback.txt
 USER 10001:10001
 EXPOSE 8082
@@ -92,9 +94,10 @@ RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/rec
 COPY --from=pipeline-deps /opt/venv /opt/venv
 WORKDIR /app
 # Every package a DAG task or a pipeline Deployment (k8s/base: ingest, refresher) imports
-# (contracts/ is what they share); not service/ (no pipeline package imports it) nor
+# (contracts/ and redisconn/ are what they share); not service/ (no pipeline package imports it) nor
 # simulator/ (never in production).
 COPY contracts/ contracts/
+COPY redisconn/ redisconn/
 COPY ingest/ ingest/
 COPY training/ training/
 COPY precompute/ precompute/

@@ -27,8 +27,9 @@ so it never defines the default itself, and keeps only its own knobs.
 ``cluster``, any node of a Redis Cluster (the others are discovered; list more startup nodes
 in REDIS_CLUSTER_NODES so a client can start while that one is down); ``sentinel``, a primary
 with replicas whose address Sentinel gives (REDIS_URL's host and port are then ignored; its
-password, database and scheme are used). Each role builds its client from it in one place:
-``precompute.redisclient``, ``service.lookup``, ``experiments.store.connect``.
+password, database and scheme are used). Every role opens its clients from it with
+``redisconn.clients.open_client``, choosing only its options (``precompute.redisclient``,
+``service.redisclient``, ``experiments.store.connect``).
 """
 
 from __future__ import annotations

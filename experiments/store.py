@@ -22,27 +22,16 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import redis
-from redis.cluster import ClusterNode, RedisCluster
-from redis.sentinel import Sentinel
 
 from contracts import ab, rediskeys
 from contracts.locations import RedisTopology
 from experiments.definition import DefinitionError, Experiment
-
-Client = redis.Redis | RedisCluster
+from redisconn.clients import Client, open_client
 
 
 def connect(url: str, topology: RedisTopology) -> Client:
     """The experiments' client (decoded replies) for REDIS_URL laid out as ``topology``."""
-    if topology.mode == "cluster":
-        nodes = [ClusterNode(host, port) for host, port in topology.cluster_startup_nodes()]
-        return RedisCluster.from_url(url, startup_nodes=nodes, decode_responses=True)
-    if topology.mode == "sentinel":
-        sentinel = Sentinel(
-            topology.sentinel_addresses(), **topology.credentials(url), decode_responses=True
-        )
-        return sentinel.master_for(topology.sentinel_master)
-    return redis.Redis.from_url(url, decode_responses=True)
+    return open_client(url, topology, decode_responses=True)
 
 
 class RefusedError(RuntimeError):

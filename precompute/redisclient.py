@@ -2,12 +2,13 @@
 operations that differ between one node and Redis Cluster.
 
 The URL is ``Settings.redis_url`` (REDIS_URL) and the topology ``Settings.redis_topology``
-(REDIS_MODE, ``contracts.locations.RedisTopology``): ``single`` gives a ``redis.Redis``;
-``sentinel`` a ``redis.Redis`` whose connections ask Sentinel for the current primary (so a
-publish after a failover writes to the new one); ``cluster`` a ``RedisCluster`` (slots,
-redirections and failovers followed by redis-py). The client is closed when the block ends,
-however it ends. Replies are bytes unless ``decode_responses`` (every function of
-``precompute.publish`` and ``precompute.versions`` accepts either).
+(REDIS_MODE), opened by ``redisconn.clients`` like every role's: ``single`` gives a
+``redis.Redis``; ``sentinel`` a ``redis.Redis`` whose connections ask Sentinel for the
+current primary whenever they reconnect (so a publish after a failover writes to the new
+one); ``cluster`` a ``RedisCluster`` (slots, redirections and failovers followed by
+redis-py). The client is closed when the block ends, however it ends. Replies are bytes
+unless ``decode_responses`` (every function of ``precompute.publish`` and
+``precompute.versions`` accepts either).
 
 The key layout (``contracts.rediskeys``) keeps every multi-key command of the protocol within
 one slot, except what is here: reading many users' lists (``mget``), scanning a version's
@@ -20,39 +21,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeAlias, cast
+from typing import Any, cast
 
 import redis
-from redis.cluster import ClusterNode, RedisCluster
-from redis.sentinel import Sentinel
+from redis.cluster import RedisCluster
 
-from contracts.locations import RedisTopology
 from precompute.settings import Settings
+from redisconn.clients import Client, close, open_client
 
-Client: TypeAlias = redis.Redis | RedisCluster
 REPLICA_WAIT_MS = 10_000  # how long a publish waits for the replicas to acknowledge
 
 
 class ReplicationError(redis.RedisError):
     """A primary's replicas did not acknowledge what was written in time."""
-
-
-def open_client(url: str, topology: RedisTopology, **kwargs: Any) -> Client:
-    """A client for ``url`` laid out as ``topology`` says; ``kwargs`` go to every connection
-    (timeouts, ``decode_responses``)."""
-    if topology.mode == "cluster":
-        nodes = [ClusterNode(host, port) for host, port in topology.cluster_startup_nodes()]
-        return RedisCluster.from_url(url, startup_nodes=nodes, **kwargs)
-    if topology.mode == "sentinel":
-        return sentinel_client(url, topology, **kwargs)
-    return redis.Redis.from_url(url, **kwargs)
-
-
-def sentinel_client(url: str, topology: RedisTopology, **kwargs: Any) -> redis.Redis:
-    """A ``redis.Redis`` on the primary Sentinel names, with REDIS_URL's credentials and
-    database (the sentinels themselves are asked without a password)."""
-    sentinel = Sentinel(topology.sentinel_addresses(), **topology.credentials(url), **kwargs)
-    return sentinel.master_for(topology.sentinel_master)
 
 
 @contextmanager
@@ -63,7 +44,7 @@ def connect(settings: Settings, *, decode_responses: bool = False) -> Iterator[C
     try:
         yield client
     finally:
-        client.close()
+        close(client)
 
 
 def is_cluster(client: Any) -> bool:

@@ -12,9 +12,9 @@ Redis nothing. Only a process that has no table yet waits for the lock. The cach
 dropped as soon as a version's keys are gone (precompute's rollback deletes the version it
 leaves), so that costs one request, not a whole interval. A pooled connection idle for
 HEALTH_CHECK_SECONDS is PINGed before use. The clients (one Redis, Sentinel-managed, or Redis
-Cluster, by REDIS_MODE) are made in ``service.redisconn``; a cluster or Sentinel client finds a
-promoted replica after a failover by itself, and until then requests fail over to the fallback
-like any Redis error.
+Cluster, by REDIS_MODE) are made in ``service.redisclient``, through ``redisconn.clients``
+like every role's; a cluster or Sentinel client finds a promoted replica after a failover by
+itself, and until then requests fail over to the fallback like any Redis error.
 
 Failures never reach Flask, and there is always an answer. On a Redis error or timeout, while
 the breaker keeps a failing Redis out of the way, or when no version is active, the answer is
@@ -40,7 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from contracts import ab, rediskeys
-from service import prom, redisconn
+from service import prom, redisclient
 from service.breaker import Breaker
 from service.fallback import FILE_VERSION, read_fallback
 from service.settings import Settings
@@ -99,16 +99,16 @@ class RecommendationStore:
 
     def __init__(
         self,
-        connect: Callable[[], redisconn.Client],
+        connect: Callable[[], redisclient.Client],
         fallback: Answer,
         version_refresh_seconds: float = 1.0,
         breaker: Breaker | None = None,
     ) -> None:
         self._connect = connect
         self._local = threading.local()
-        self._clients: list[redisconn.Client] = []  # every thread's client, for close()
+        self._clients: list[redisclient.Client] = []  # every thread's client, for close()
         self._clients_lock = threading.Lock()
-        self._shared: redisconn.Client | None = None  # a cluster client, every thread's
+        self._shared: redisclient.Client | None = None  # a cluster client, every thread's
         self._refresh_seconds = version_refresh_seconds
         self._breaker = breaker or Breaker()
         self._routing = NOTHING_READ
@@ -122,8 +122,8 @@ class RecommendationStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RecommendationStore:
-        def connect() -> redisconn.Client:
-            return redisconn.open_client(
+        def connect() -> redisclient.Client:
+            return redisclient.open_thread_client(
                 settings.redis_url, settings.redis_topology, settings.redis_timeout_seconds
             )
 
@@ -134,13 +134,13 @@ class RecommendationStore:
             Breaker(settings.redis_breaker_failures, settings.redis_breaker_seconds),
         )
 
-    def _client(self) -> redisconn.Client:
+    def _client(self) -> redisclient.Client:
         """This thread's client; made (and connected) on the thread's first request. A
         connect that fails raises RedisError like any call, and the next request retries.
         A cluster client is shared by the worker's threads instead (it is thread-safe, with
         a pool per node): one slot map, so one failover costs one re-read of the map, not
         a first failed request on every thread that was idle meanwhile."""
-        client: redisconn.Client | None = getattr(self._local, "client", None)
+        client: redisclient.Client | None = getattr(self._local, "client", None)
         if client is None:
             client = self._shared
             if client is None:
@@ -258,7 +258,7 @@ class RecommendationStore:
             except RedisError as exc:
                 client = getattr(self._local, "client", None)  # never connect again here
                 if client is not None:
-                    redisconn.after_error(client, exc)
+                    redisclient.after_error(client, exc)
                 raise
             self._switch(routing)
             self._routing_expires = time.monotonic() + self._refresh_seconds
@@ -333,7 +333,7 @@ class RecommendationStore:
             clients, self._clients = self._clients, []
             self._shared = None
         for client in clients:
-            redisconn.close(client)
+            redisclient.close(client)
 
     def _log(self, line: str) -> None:
         """One line per new reason, then at most every LOG_EVERY_SECONDS, so an outage at

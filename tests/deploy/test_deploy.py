@@ -218,12 +218,12 @@ def _copied(stage: str) -> set[str]:
 
 
 def test_images_copy_exactly_the_packages_their_processes_import() -> None:
-    """The service image: the service and contracts; the pipeline image: every package a DAG
-    task or a Deployment running the pipeline image (``python -m <package>``) imports (and
-    what those import), nothing else of ours."""
+    """The service image: the service and what it imports (contracts, redisconn); the
+    pipeline image: every package a DAG task or a Deployment running the pipeline image
+    (``python -m <package>``) imports (and what those import), nothing else of ours."""
     text = (ROOT / "Dockerfile").read_text()
     stages = dict(re.findall(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", text, re.M | re.S))
-    assert _copied(stages["service"]) == {"contracts", "service"}
+    assert _copied(stages["service"]) == {"contracts", "redisconn", "service"}
     ours = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
     processes = {
         dep["spec"]["template"]["spec"]["containers"][0]["command"][2].split(".")[0]
