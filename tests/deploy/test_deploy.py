@@ -16,6 +16,7 @@ import yaml
 from prometheus_client import Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from contracts.locations import RedisTopology
 from ingest import prom as ingest_prom
 from refresher import prom as refresher_prom
 from service import prom as service_prom
@@ -189,6 +190,43 @@ def test_no_secret_values_in_base_or_prod() -> None:
         for doc in load_all(path):
             assert doc.get("kind") != "Secret", f"{path} carries a Secret"
             assert "secretGenerator" not in doc, f"{path} generates a Secret"
+
+
+def test_every_redis_client_reads_one_topology_configmap() -> None:
+    """The service, the refresher and Airflow's task pods (which publish) take REDIS_MODE and
+    its nodes from one ConfigMap holding only RedisTopology's variables, so an overlay that
+    changes it cannot leave one of them on another topology; prod-redis-cluster does that."""
+    res = base_resources()
+    topology = res[("ConfigMap", "recsys-redis-topology")]["data"]
+    assert set(topology) <= set(RedisTopology.variables())
+    RedisTopology.from_env(topology)  # valid as it stands
+    for name in ("recsys-service", "recsys-refresher"):
+        (container,) = res[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
+        sources = [s["configMapRef"]["name"] for s in container["envFrom"]]
+        assert "recsys-redis-topology" in sources, name
+        own = {e["name"] for e in container.get("env", [])} | {
+            key
+            for source in sources
+            if source != "recsys-redis-topology"
+            for key in res[("ConfigMap", source)]["data"]
+        }
+        assert own & set(RedisTopology.variables()) == set(), f"{name} sets its own topology"
+    values = yaml.safe_load((K8S / "airflow" / "values.yaml").read_text())
+    extra = yaml.safe_load(values["extraEnvFrom"])
+    assert {"configMapRef": {"name": "recsys-redis-topology"}} in extra
+    assert {e["name"] for e in values["env"]} & set(RedisTopology.variables()) == set()
+    overlay = yaml.safe_load(
+        (K8S / "overlays" / "prod-redis-cluster" / "kustomization.yaml").read_text()
+    )
+    patched = [
+        yaml.safe_load(p["patch"])
+        for p in overlay["patches"]
+        if "recsys-redis-topology" in p["patch"]
+    ]
+    (cluster,) = [p["data"] for p in patched]
+    assert RedisTopology.from_env(cluster).mode == "cluster"
+    assert len(RedisTopology.from_env(cluster).cluster_startup_nodes()) == 6
+    assert "configMapGenerator" not in overlay  # the service's own ConfigMap keeps no topology
 
 
 def test_airflow_values() -> None:
