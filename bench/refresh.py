@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from contracts import locations
+from devstack.eval_served import start_service
 from devstack.servers import LOOPBACK, REPO, Server, free_port, kafka_broker, redis_server
 from ingest.consumer import Consumer
 from ingest.journal import Journal
@@ -59,6 +60,8 @@ from training.topn import exclude_seen, top_k
 from training.train import train
 
 log = logging.getLogger("bench.refresh")
+
+WORKERS = 2  # the service's gunicorn workers, as deployed (WEB_CONCURRENCY)
 
 
 def busiest_rate(times: list[float]) -> float:
@@ -136,16 +139,7 @@ def run(  # noqa: PLR0915 - one scenario, start to finish, reads best in one pla
     steps.publish(meta.version, precompute)
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "REDIS_URL": redis_url, "REQUEST_LOG": "off"}
-    port = free_port()
-    service = Server(
-        "service",
-        [sys.executable, "-m", "service"],
-        port,
-        root / "service.log",
-        env={**env, "SERVICE_BIND": f"{LOOPBACK}:{port}"},
-    )
-    servers.append(service.start(timeout=60))
-    base = f"http://{LOOPBACK}:{port}/recommend/"
+    base = start_service(root, env, WORKERS, servers) + "/recommend/"
 
     settings = Settings(
         precompute=replace(precompute, threads=args.threads),

@@ -27,7 +27,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from precompute.settings import Settings
-from redisconn.clients import Client, close, open_client
+from redisconn.clients import Client, open_client
 
 REPLICA_WAIT_MS = 10_000  # how long a publish waits for the replicas to acknowledge
 
@@ -44,7 +44,7 @@ def connect(settings: Settings, *, decode_responses: bool = False) -> Iterator[C
     try:
         yield client
     finally:
-        close(client)
+        client.close()
 
 
 def is_cluster(client: Any) -> bool:

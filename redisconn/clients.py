@@ -93,14 +93,11 @@ def open_client(
             **pooling,
             **sentinel.connection_kwargs,
         )
-        return redis.Redis(connection_pool=pool, single_connection_client=single_connection_client)
+        client = redis.Redis(
+            connection_pool=pool, single_connection_client=single_connection_client
+        )
+        client.auto_close_connection_pool = True  # close() closes its pool too, as from_url's
+        return client
     return redis.Redis.from_url(
         url, single_connection_client=single_connection_client, **pooling, **options
     )
-
-
-def close(client: Client) -> None:
-    """Close ``client`` and every connection it opened."""
-    client.close()
-    if isinstance(client, redis.Redis):
-        client.connection_pool.disconnect()

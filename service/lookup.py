@@ -333,7 +333,7 @@ class RecommendationStore:
             clients, self._clients = self._clients, []
             self._shared = None
         for client in clients:
-            redisclient.close(client)
+            client.close()  # and its pool: every mode opens one it owns
 
     def _log(self, line: str) -> None:
         """One line per new reason, then at most every LOG_EVERY_SECONDS, so an outage at

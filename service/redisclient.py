@@ -14,9 +14,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from contracts.locations import RedisTopology
-from redisconn.clients import Client, close, open_client
+from redisconn.clients import Client, open_client
 
-__all__ = ["Client", "after_error", "close", "open_thread_client"]
+__all__ = ["Client", "after_error", "open_thread_client"]
 
 HEALTH_CHECK_SECONDS = 30  # PING a pooled connection idle longer than this before using it
 

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 
 from contracts.locations import RedisTopology
 from devstack.servers import SentinelServers
-from redisconn.clients import Client, close, open_client
+from redisconn.clients import Client, open_client
 
 FAILOVER_SECONDS = 30.0  # sentinels notice (down-after) and promote; then the client retries
 
@@ -64,7 +64,7 @@ def test_a_held_client_follows_a_sentinel_failover_by_itself(
             assert client.get(f"after:{name}") in (b"2", "2"), name
     finally:
         for client in clients.values():
-            close(client)
+            client.close()
 
 
 @pytest.mark.parametrize("mode", ["single", "cluster", "sentinel"])
@@ -89,4 +89,4 @@ def test_every_mode_opens_a_client_with_the_urls_database_and_options(
             assert (kwargs["db"], kwargs["socket_timeout"]) == (int(env["REDIS_URL"][-1]), 2.0)
         client.delete("redisconn:k")
     finally:
-        close(client)
+        client.close()
